@@ -1,0 +1,72 @@
+// The claim: the one statement that hands ready jobs to a worker.
+import type { Sql } from "postgres";
+import type { Tables } from "./tables.js";
+
+export interface ClaimedJob {
+  id: string;
+  queue: string;
+  payload: unknown;
+  attempts: number;
+  max_attempts: number;
+  priority: number;
+  group_key: string | null;
+  created_at: Date;
+  lease_token: string;
+  timeout_ms: number | null;
+  backoff_base_ms: number;
+  backoff_max_ms: number;
+}
+
+export interface ClaimRequest {
+  queues: string[];
+  limit: number;
+  worker: string;
+  leaseMs: number;
+}
+
+/**
+ * Claims up to `limit` ready jobs, FIFO within a priority, and gives each a lease and a fresh
+ * lease token. The claim commits at once and counts the attempt in the same statement, in
+ * both processing modes: an attempt whose worker is killed (SIGKILL, OOM) is still counted
+ * when its lease lapses, so a job that kills its worker reaches dead_jobs instead of looping.
+ *
+ * For each queue, the LATERAL subquery walks the partial index jobs_claim in (priority,
+ * run_at, id) order and stops after `limit` rows: a short index scan however large the table.
+ * SKIP LOCKED sits on that scan so that concurrent workers each take the next rows nobody
+ * holds instead of queueing behind one another's locks. A plain `queue = any(...)` would make
+ * PostgreSQL sort every ready row of all the queues first.
+ *
+ * A job with a group key is claimable only while no earlier job of its group is left (running,
+ * waiting for a retry or not yet run), which runs each group one job at a time, in order.
+ */
+export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<ClaimedJob[]> {
+  return sql<ClaimedJob[]>`
+    with claimable as (
+      select c.id
+      from unnest(${request.queues}::text[]) as q(name)
+      cross join lateral (
+        select j.id, j.priority, j.run_at
+        from ${t.jobs} j
+        where j.queue = q.name
+          and j.locked_until is null
+          and j.run_at <= now()
+          and (j.group_key is null or not exists (
+            select from ${t.jobs} earlier
+            where earlier.queue = j.queue and earlier.group_key = j.group_key and earlier.id < j.id))
+        order by j.priority, j.run_at, j.id
+        limit ${request.limit}
+        for update skip locked
+      ) c
+      order by c.priority, c.run_at, c.id
+      limit ${request.limit}
+    )
+    update ${t.jobs} j
+    set attempts     = j.attempts + 1,
+        locked_by    = ${request.worker},
+        locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
+        lease_token  = gen_random_uuid()
+    from claimable
+    where j.id = claimable.id
+    returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
+              j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms`;
+}

@@ -1,0 +1,114 @@
+// connect(): the Queue object behind pgq's public API.
+import { pino, type Logger } from "pino";
+import type { Sql } from "postgres";
+import { assertReachable, openPool } from "./db.js";
+import { insertJobs, prepareEnqueue } from "./enqueue.js";
+import { ValidationError } from "./errors.js";
+import { Listener } from "./listener.js";
+import { migrate } from "./migrate.js";
+import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./schema.js";
+import { queueStats } from "./stats.js";
+import { tables, type Tables } from "./tables.js";
+import type { ConnectOptions, EnqueueOptions, Stats, WorkOptions } from "./types.js";
+import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
+import { PgqWorker, workerSettings, type Handlers } from "./worker.js";
+
+export interface Queue {
+  /** The postgres.js pool pgq uses (yours, if you passed `sql`). */
+  readonly sql: Sql;
+  readonly schema: string;
+  /** Creates or upgrades pgq's schema; idempotent and safe to run from many processes at once. */
+  migrate(): Promise<string[]>;
+  enqueue(queue: string, payload: unknown, options?: EnqueueOptions): Promise<{ id: string }>;
+  /** Enqueues many jobs in one statement; returns their ids in order. */
+  enqueueMany(queue: string, payloads: unknown[], options?: EnqueueOptions): Promise<string[]>;
+  work(queueOrQueues: string | string[], handler: Handlers, options?: WorkOptions): PgqWorker;
+  stats(): Promise<Stats>;
+  /** Stops this client's workers gracefully, then closes the pool pgq opened. */
+  close(): Promise<void>;
+}
+
+export async function connect(options: ConnectOptions = {}): Promise<Queue> {
+  const schema = options.schema ?? DEFAULT_SCHEMA;
+  assertSchemaName(schema);
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  assertInteger(maxPayloadBytes, "maxPayloadBytes", 2, 256 * 1024 * 1024);
+  const log = options.logger ?? pino({ level: "silent" });
+  const url = options.databaseUrl ?? process.env.DATABASE_URL;
+  if (!options.sql && !url) {
+    throw new ValidationError("INVALID_OPTION", "no database given: pass databaseUrl or sql to connect(), or set DATABASE_URL");
+  }
+  const sql = options.sql ?? openPool(url!, log, { max: 10 });
+  try {
+    await assertReachable(sql);
+  } catch (error) {
+    if (!options.sql) await sql.end({ timeout: 0 });
+    throw error;
+  }
+  return new Client(sql, options.sql ? undefined : url, tables(sql, schema), log, maxPayloadBytes);
+}
+
+class Client implements Queue {
+  readonly schema: string;
+  private readonly workers = new Set<PgqWorker>();
+
+  constructor(
+    readonly sql: Sql,
+    /** Set when pgq opened the pool from a URL, and so also opens and closes workers' pools. */
+    private readonly url: string | undefined,
+    private readonly t: Tables,
+    private readonly log: Logger,
+    private readonly maxPayloadBytes: number,
+  ) {
+    this.schema = t.schema;
+  }
+
+  migrate(): Promise<string[]> {
+    return migrate(this.sql, this.schema);
+  }
+
+  async enqueue(queue: string, payload: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
+    const [id] = await this.enqueueMany(queue, [payload], options);
+    return { id: id! };
+  }
+
+  async enqueueMany(queue: string, payloads: unknown[], options: EnqueueOptions = {}): Promise<string[]> {
+    if (!Array.isArray(payloads)) throw new ValidationError("INVALID_PAYLOAD", "enqueueMany needs an array of payloads");
+    const prepared = prepareEnqueue(queue, payloads, options, this.maxPayloadBytes);
+    return insertJobs(options.tx ?? this.sql, this.t, prepared.queue, prepared.texts, prepared.settings);
+  }
+
+  work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
+    const settings = workerSettings(queueOrQueues, handler, options);
+    const log = this.log;
+    // A worker needs a connection per slot in transaction mode, plus one for claims and renewals.
+    const needed = settings.concurrency + 1;
+    let sql = this.sql;
+    let closePool: (() => Promise<void>) | undefined;
+    if (this.url) {
+      sql = openPool(this.url, log, { max: needed + 1 });
+      closePool = () => sql.end({ timeout: 5 });
+    } else if (settings.mode === "transaction" && (this.sql.options.max ?? 10) < needed) {
+      log.warn(
+        { poolSize: this.sql.options.max, concurrency: settings.concurrency },
+        `the pool has fewer connections than concurrency + 1 (${needed}); jobs will wait for connections: raise the pool's max`,
+      );
+    }
+    const listener = settings.listen
+      ? new Listener(this.url ?? (this.sql.options as never), readyChannel(this.schema), log)
+      : undefined;
+    const worker = new PgqWorker(settings, handler, { sql, closePool, listener, tables: tables(sql, this.schema), log });
+    this.workers.add(worker);
+    void worker.ready.then(undefined, () => undefined);
+    return worker;
+  }
+
+  stats(): Promise<Stats> {
+    return queueStats(this.sql, this.schema);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.stop()));
+    if (this.url) await this.sql.end({ timeout: 5 });
+  }
+}

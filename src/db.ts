@@ -1,0 +1,49 @@
+// Connections, and the one rule for waiting on them: never without a bound. postgres.js can
+// leave a promise unsettled when a connection dies mid-transaction (porsager/postgres#1186),
+// so every wait on the driver in a long-running loop goes through bounded().
+import postgres, { type Options, type Sql } from "postgres";
+import type { Logger } from "pino";
+import { DatabaseTimeoutError, PgqError } from "./errors.js";
+
+export type PostgresOptions = Options<Record<string, postgres.PostgresType>>;
+
+export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DatabaseTimeoutError(what, ms)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Options shared by every pool and listener pgq opens itself. */
+export function poolOptions(log: Logger, overrides: PostgresOptions = {}): PostgresOptions {
+  return {
+    connect_timeout: 10,
+    onnotice: (notice) => log.debug({ notice: notice.message }, "postgres notice"),
+    connection: { application_name: "pgq" },
+    ...overrides,
+  };
+}
+
+export function openPool(url: string, log: Logger, overrides: PostgresOptions = {}): Sql {
+  return postgres(url, poolOptions(log, overrides));
+}
+
+/** Where a pool connects, for error messages: host:port. */
+export function describeTarget(sql: Sql): string {
+  const { host, port } = sql.options as unknown as { host: string[]; port: number[] };
+  return host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",");
+}
+
+/** Runs `select 1` within a bound, turning failure into an error that names the host. */
+export async function assertReachable(sql: Sql, timeoutMs = 10_000): Promise<void> {
+  try {
+    await bounded(sql`select 1`, timeoutMs, `connecting to PostgreSQL at ${describeTarget(sql)}`);
+  } catch (error) {
+    throw new PgqError(
+      "DATABASE_UNREACHABLE",
+      `cannot reach PostgreSQL at ${describeTarget(sql)}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,56 @@
+// Every error pgq throws on purpose is a PgqError with a stable `code` (listed in the README).
+// Messages say what went wrong and what to do about it.
+
+export type PgqErrorCode =
+  | "INVALID_QUEUE_NAME"
+  | "INVALID_PAYLOAD"
+  | "PAYLOAD_TOO_LARGE"
+  | "INVALID_OPTION"
+  | "LEASE_LOST"
+  | "JOB_TIMEOUT"
+  | "WORKER_STOPPED"
+  | "DATABASE_UNREACHABLE"
+  | "DATABASE_TIMEOUT"
+  | "MIGRATION_FAILED"
+  | "SCHEMA_NOT_MIGRATED"
+  | "LOCAL_POSTGRES_FAILED";
+
+export class PgqError extends Error {
+  readonly code: PgqErrorCode;
+  constructor(code: PgqErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The caller passed something pgq refuses; nothing was written. */
+export class ValidationError extends PgqError {
+  constructor(
+    code: "INVALID_QUEUE_NAME" | "INVALID_PAYLOAD" | "PAYLOAD_TOO_LARGE" | "INVALID_OPTION",
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** The worker no longer holds the job: its lease lapsed and another worker may have it. */
+export class LeaseLostError extends PgqError {
+  constructor(jobId: string) {
+    super("LEASE_LOST", `job ${jobId}: this worker's lease lapsed and the job was taken back; its result was discarded`);
+  }
+}
+
+/** An attempt ran longer than its timeout. */
+export class JobTimeoutError extends PgqError {
+  constructor(timeoutMs: number) {
+    super("JOB_TIMEOUT", `the attempt ran longer than its timeout of ${timeoutMs} ms`);
+  }
+}
+
+/** A database call did not settle within its bound (the connection may be half-dead). */
+export class DatabaseTimeoutError extends PgqError {
+  constructor(what: string, ms: number) {
+    super("DATABASE_TIMEOUT", `${what} did not finish within ${ms} ms; the connection may be lost`);
+  }
+}

@@ -1,0 +1,74 @@
+// Failure: the one statement that records failed attempts, for the worker (a handler threw or
+// timed out) and for the rescue (a worker died and its lease lapsed).
+import type { Sql } from "postgres";
+import type { Tables } from "./tables.js";
+
+export interface Failure {
+  id: string;
+  token: string;
+  error: string;
+  /** Wait before the next attempt, in ms from the database's now(). */
+  retryInMs: number;
+}
+
+export interface FailureOutcome {
+  id: string;
+  outcome: "retrying" | "dead";
+}
+
+/** How much of each error the attempt history keeps; last_error keeps more. */
+const HISTORY_ERROR_CHARS = 2000;
+const LAST_ERROR_CHARS = 8000;
+
+/**
+ * Each failed job either waits for its next attempt, or, after its last one, moves to
+ * dead_jobs with its error history, in the same statement. Every row is fenced by its lease
+ * token, and the rescue (`onlyLapsed`) also requires the lease to have lapsed, so a worker
+ * that renewed in time keeps its job. FOR UPDATE makes PostgreSQL re-check the fence on the
+ * newest row version if another transaction changed the job in the meantime.
+ * A job whose lease was lost is simply missing from the result.
+ */
+export async function failJobs(sql: Sql, t: Tables, failures: Failure[], onlyLapsed = false): Promise<FailureOutcome[]> {
+  if (failures.length === 0) return [];
+  return sql<FailureOutcome[]>`
+    with failure as (
+      select * from unnest(
+        ${failures.map((f) => f.id)}::bigint[],
+        ${failures.map((f) => f.token)}::uuid[],
+        ${failures.map((f) => f.error.slice(0, LAST_ERROR_CHARS))}::text[],
+        ${failures.map((f) => Math.max(0, Math.round(f.retryInMs)))}::bigint[]
+      ) as f(id, token, error, retry_in_ms)
+    ), failed as (
+      select j.id, f.error, f.retry_in_ms, j.attempts < j.max_attempts as will_retry,
+             j.errors || jsonb_build_object(
+               'attempt', j.attempts, 'at', now(), 'worker', j.locked_by,
+               'error', left(f.error, ${HISTORY_ERROR_CHARS})) as history
+      from ${t.jobs} j
+      join failure f on j.id = f.id and j.lease_token = f.token
+      where not ${onlyLapsed} or j.locked_until < now()
+      for update of j
+    ), retried as (
+      update ${t.jobs} j
+      set run_at = now() + failed.retry_in_ms * interval '1 millisecond',
+          locked_by = null, locked_until = null, lease_token = null,
+          last_error = failed.error, errors = failed.history
+      from failed
+      where j.id = failed.id and failed.will_retry
+      returning j.id
+    ), buried as (
+      delete from ${t.jobs} j
+      using failed
+      where j.id = failed.id and not failed.will_retry
+      returning j.*, failed.error as final_error, failed.history
+    ), dead as (
+      insert into ${t.deadJobs} (id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
+                                 backoff_max_ms, timeout_ms, dedupe_key, group_key, last_error, errors, created_at)
+      select id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
+             backoff_max_ms, timeout_ms, dedupe_key, group_key, final_error, history, created_at
+      from buried
+      returning id
+    )
+    select id, 'retrying' as outcome from retried
+    union all
+    select id, 'dead' from dead`;
+}

@@ -1,0 +1,13 @@
+// pgq: a durable job queue that lives entirely in PostgreSQL.
+export { connect, type Queue } from "./client.js";
+export type { PgqWorker } from "./worker.js";
+export {
+  PgqError,
+  ValidationError,
+  LeaseLostError,
+  JobTimeoutError,
+  DatabaseTimeoutError,
+  type PgqErrorCode,
+} from "./errors.js";
+export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
+export type * from "./types.js";

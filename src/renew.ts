@@ -1,0 +1,18 @@
+// Lease renewal: the heartbeat of a busy worker, one statement for all the jobs it runs.
+import type { Sql } from "postgres";
+import type { Tables } from "./tables.js";
+
+/**
+ * Extends the leases of the given jobs to leaseMs from now (database time). Fenced by the
+ * lease token: a lease that was lost, and perhaps claimed again by another worker, is left
+ * alone and its id is missing from the result, so the worker can abort that handler.
+ */
+export async function renewLeases(sql: Sql, t: Tables, ids: string[], tokens: string[], leaseMs: number): Promise<Set<string>> {
+  const rows = await sql<{ id: string }[]>`
+    update ${t.jobs} j
+    set locked_until = now() + ${leaseMs}::double precision * interval '1 millisecond'
+    from unnest(${ids}::bigint[], ${tokens}::uuid[]) as held(id, token)
+    where j.id = held.id and j.lease_token = held.token
+    returning j.id`;
+  return new Set(rows.map((r) => r.id));
+}

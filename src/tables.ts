@@ -1,0 +1,12 @@
+// The schema-qualified table names every statement uses, escaped once per client.
+import type { Helper, Sql } from "postgres";
+
+export interface Tables {
+  schema: string;
+  jobs: Helper<string>;
+  deadJobs: Helper<string>;
+}
+
+export function tables(sql: Sql, schema: string): Tables {
+  return { schema, jobs: sql(`${schema}.jobs`), deadJobs: sql(`${schema}.dead_jobs`) };
+}

@@ -1,0 +1,111 @@
+// The public types of pgq. Everything here is part of the contract (../shared/CONTRACT.md).
+import type { Logger } from "pino";
+import type { Sql, TransactionSql } from "postgres";
+
+export interface ConnectOptions {
+  /** Default: process.env.DATABASE_URL. */
+  databaseUrl?: string;
+  /** An existing postgres.js instance; q.close() leaves it open. */
+  sql?: Sql;
+  /** Default "pgq": lowercase letters, digits and underscores. */
+  schema?: string;
+  /** Default: a silent logger. */
+  logger?: Logger;
+  /** Largest payload accepted, in bytes of serialised JSON. Default 1 MiB. */
+  maxPayloadBytes?: number;
+}
+
+export interface BackoffOptions {
+  /** Delay before the first retry, in ms (default 1000). Retry n waits about baseMs * 2^(n-1). */
+  baseMs?: number;
+  /** The longest delay between attempts, in ms (default one hour). */
+  maxMs?: number;
+}
+
+export interface EnqueueOptions {
+  /** Lower runs first; default 0. */
+  priority?: number;
+  /** Not before this time (database time decides). */
+  runAt?: Date;
+  /** Not before this many ms from now (database time). */
+  delayMs?: number;
+  /** Attempts before the job moves to dead_jobs; default 25. */
+  maxAttempts?: number;
+  backoff?: BackoffOptions;
+  /** A per-job attempt timeout in ms, overriding the worker's timeoutMs. */
+  timeoutMs?: number;
+  /** At most one live job with this key per queue: a duplicate returns the live job's id. */
+  dedupeKey?: string;
+  /** Jobs with the same key (in one queue) run one at a time, in enqueue order. */
+  groupKey?: string;
+  /** Enqueue inside this postgres.js transaction: the job exists only if it commits. */
+  tx?: TransactionSql;
+}
+
+export interface Job<Payload = unknown> {
+  /** A bigint id, as a string so that it survives JSON. */
+  id: string;
+  queue: string;
+  payload: Payload;
+  /** This attempt's number, from 1. */
+  attempts: number;
+  maxAttempts: number;
+  priority: number;
+  groupKey: string | null;
+  createdAt: Date;
+}
+
+export interface JobContext {
+  /**
+   * Transaction mode: the job's own transaction. Writes through it commit atomically with the
+   * job's completion, and roll back if the handler throws. Lease mode: the connection pool.
+   */
+  sql: Sql | TransactionSql;
+  /** Aborted when the attempt times out, the lease is lost, or the worker is stopped hard. */
+  signal: AbortSignal;
+  /** A pino child logger bound to { queue, jobId, attempt, worker }. */
+  log: Logger;
+}
+
+export type Handler<Payload = unknown> = (job: Job<Payload>, ctx: JobContext) => Promise<unknown> | unknown;
+
+export type ProcessingMode = "transaction" | "lease";
+
+export interface WorkOptions {
+  /** Jobs run at once; default 1. */
+  concurrency?: number;
+  /** Default "transaction". */
+  mode?: ProcessingMode;
+  /** A claim lapses this long after the last renewal, unless renewed; default 30000. */
+  leaseMs?: number;
+  /** An attempt that runs longer fails and ctx.signal aborts. Default: no limit (lease mode), 5 minutes (transaction mode). */
+  timeoutMs?: number;
+  /** The safety-net poll, in ms, when no notification arrives; default 2000. */
+  pollIntervalMs?: number;
+  /** A name for this worker in logs and in locked_by; default host:pid:random. */
+  name?: string;
+  /** Listen for notifications (default true); false polls only, as behind PgBouncer in transaction mode. */
+  listen?: boolean;
+}
+
+export interface Worker {
+  readonly name: string;
+  /** Stop claiming, let in-flight jobs finish, then resolve. */
+  stop(): Promise<void>;
+  /** Resolves once the worker has started listening and made its first claim. */
+  readonly ready: Promise<void>;
+}
+
+export interface QueueStats {
+  queue: string;
+  ready: number;
+  scheduled: number;
+  running: number;
+  retrying: number;
+  dead: number;
+  oldestReadyAgeMs: number | null;
+}
+
+export interface Stats {
+  queues: QueueStats[];
+}

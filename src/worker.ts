@@ -1,0 +1,430 @@
+// The worker: one fetch loop per worker, `concurrency` independent execution slots, a lease
+// heartbeat, and the rescue of jobs whose worker died.
+//
+// The fetch loop claims up to the number of free slots in one statement and never waits for a
+// batch to finish: each job frees its own slot. It sleeps until a notification for one of its
+// queues, a freed slot (when the last claim suggested more work), or the safety-net poll.
+import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { inspect } from "node:util";
+import type { Sql } from "postgres";
+import type { Logger } from "pino";
+import { claimJobs, type ClaimedJob } from "./claim.js";
+import { completeInTransaction, completeJobs } from "./complete.js";
+import { bounded } from "./db.js";
+import { JobTimeoutError, LeaseLostError, PgqError, ValidationError } from "./errors.js";
+import { failJobs } from "./fail.js";
+import type { Listener } from "./listener.js";
+import { renewLeases } from "./renew.js";
+import { rescueLapsedLeases } from "./rescue.js";
+import { retryDelayMs } from "./retry-policy.js";
+import type { Tables } from "./tables.js";
+import type { Handler, Job, ProcessingMode, WorkOptions, Worker } from "./types.js";
+import { assertInteger, assertQueueName } from "./validate.js";
+
+/** Bound on every statement the worker itself runs (claim, renew, complete, fail, rescue). */
+const STATEMENT_BOUND_MS = 15_000;
+const DEFAULT_LEASE_MS = 30_000;
+const DEFAULT_TRANSACTION_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_POLL_MS = 2_000;
+const DB_RETRY_MAX_MS = 10_000;
+
+export interface WorkerSettings {
+  name: string;
+  queues: string[];
+  concurrency: number;
+  mode: ProcessingMode;
+  leaseMs: number;
+  timeoutMs: number | null;
+  pollIntervalMs: number;
+  listen: boolean;
+}
+
+export type Handlers = Handler | Record<string, Handler>;
+
+/** Checks the arguments of q.work(); throws ValidationError before anything starts. */
+export function workerSettings(queueOrQueues: string | string[], handlers: Handlers, options: WorkOptions = {}): WorkerSettings {
+  const queues = Array.isArray(queueOrQueues) ? [...new Set(queueOrQueues)] : [queueOrQueues];
+  if (queues.length === 0) throw new ValidationError("INVALID_QUEUE_NAME", "work() needs at least one queue");
+  queues.forEach((q) => assertQueueName(q));
+  if (typeof handlers !== "function") {
+    if (handlers === null || typeof handlers !== "object") {
+      throw new ValidationError("INVALID_OPTION", "the handler must be a function, or an object mapping queue names to functions");
+    }
+    for (const queue of queues) {
+      if (typeof handlers[queue] !== "function") {
+        throw new ValidationError("INVALID_OPTION", `no handler function for queue ${JSON.stringify(queue)}`);
+      }
+    }
+  }
+  const { concurrency = 1, mode = "transaction", leaseMs = DEFAULT_LEASE_MS, pollIntervalMs = DEFAULT_POLL_MS } = options;
+  assertInteger(concurrency, "concurrency", 1, 1000);
+  if (mode !== "transaction" && mode !== "lease") {
+    throw new ValidationError("INVALID_OPTION", `mode must be "transaction" or "lease" (got ${JSON.stringify(mode)})`);
+  }
+  assertInteger(leaseMs, "leaseMs", 100);
+  assertInteger(pollIntervalMs, "pollIntervalMs", 10);
+  const timeoutMs = options.timeoutMs ?? (mode === "transaction" ? DEFAULT_TRANSACTION_TIMEOUT_MS : null);
+  if (timeoutMs !== null) assertInteger(timeoutMs, "timeoutMs", 1);
+  return {
+    name: options.name ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`,
+    queues,
+    concurrency,
+    mode,
+    leaseMs,
+    timeoutMs,
+    pollIntervalMs,
+    listen: options.listen ?? true,
+  };
+}
+
+export interface WorkerDeps {
+  sql: Sql;
+  closePool?: () => Promise<void>;
+  listener: Listener | undefined;
+  tables: Tables;
+  log: Logger;
+}
+
+interface Running {
+  claimed: ClaimedJob;
+  controller: AbortController;
+  /** The handler returned: the job is being completed, and its lease no longer matters. */
+  finishing: boolean;
+  renewedAt: number;
+}
+
+interface WorkerEvents {
+  started: [job: Job];
+  completed: [job: Job, ms: number];
+  failed: [job: Job, error: unknown, outcome: "retrying" | "dead" | "unrecorded"];
+  "lease-lost": [job: Job];
+  claimed: [count: number];
+}
+
+export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
+  readonly name: string;
+  readonly ready: Promise<void>;
+  private readonly running = new Map<string, Running>();
+  private readonly executions = new Set<Promise<void>>();
+  private readonly log: Logger;
+  private readonly completer: Completer;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private loopDone: Promise<void> | undefined;
+  /** There may be claimable jobs: set by notifications, the poll and full claims. */
+  private pending = true;
+  private nextPollAt = 0;
+  private wakeUp: (() => void) | undefined;
+
+  constructor(
+    private readonly settings: WorkerSettings,
+    private readonly handlers: Handlers,
+    private readonly deps: WorkerDeps,
+  ) {
+    super();
+    this.name = settings.name;
+    this.log = deps.log.child({ worker: settings.name });
+    this.completer = new Completer(deps.sql, deps.tables);
+    this.ready = this.start();
+  }
+
+  private async start(): Promise<void> {
+    const { listener } = this.deps;
+    if (listener) {
+      const queues = new Set(this.settings.queues);
+      listener.on("notify", (queue) => {
+        if (queues.has(queue)) this.wake(true);
+      });
+      listener.on("restored", () => this.wake(true));
+      await listener.start();
+    }
+    const heartbeatMs = Math.max(50, Math.floor(this.settings.leaseMs / 3));
+    this.every(heartbeatMs, () => this.renew());
+    this.every(Math.max(this.settings.pollIntervalMs, 1000), () => this.rescue());
+    let firstClaim!: () => void;
+    const claimed = new Promise<void>((resolve) => (firstClaim = resolve));
+    this.loopDone = this.loop(firstClaim);
+    await claimed;
+    this.log.debug({ queues: this.settings.queues, mode: this.settings.mode }, "worker started");
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true;
+      await this.ready;
+      this.wake(false);
+      await this.loopDone;
+      while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
+      this.timers.forEach(clearInterval);
+      await this.completer.idle();
+      await this.deps.listener?.close();
+      await this.deps.closePool?.();
+      this.log.debug("worker stopped");
+    })();
+    return this.stopped;
+  }
+
+  private async loop(firstClaim: () => void): Promise<void> {
+    let dbFailures = 0;
+    this.nextPollAt = performance.now() + this.settings.pollIntervalMs;
+    while (!this.stopping) {
+      const free = this.settings.concurrency - this.running.size;
+      if (this.pending && free > 0) {
+        this.pending = false;
+        try {
+          const jobs = await bounded(
+            claimJobs(this.deps.sql, this.deps.tables, {
+              queues: this.settings.queues,
+              limit: free,
+              worker: this.name,
+              leaseMs: this.settings.leaseMs,
+            }),
+            STATEMENT_BOUND_MS,
+            "claiming jobs",
+          );
+          if (dbFailures > 0) this.log.info("claiming works again");
+          dbFailures = 0;
+          // A full batch suggests more is waiting: claim again as soon as a slot frees.
+          if (jobs.length === free) this.pending = true;
+          for (const job of jobs) this.track(this.execute(job));
+          if (jobs.length > 0) this.emit("claimed", jobs.length);
+        } catch (error) {
+          this.pending = true;
+          const retryInMs = Math.min(DB_RETRY_MAX_MS, 100 * 2 ** Math.min(dbFailures++, 10));
+          this.log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
+          firstClaim();
+          await this.sleep(retryInMs);
+          continue;
+        }
+        firstClaim();
+        continue;
+      }
+      await this.sleep(Math.max(0, this.nextPollAt - performance.now()));
+      if (performance.now() >= this.nextPollAt) {
+        this.pending = true;
+        this.nextPollAt = performance.now() + this.settings.pollIntervalMs;
+      }
+    }
+    firstClaim();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  private wake(newWork: boolean): void {
+    if (newWork) this.pending = true;
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  private track(execution: Promise<void>): void {
+    this.executions.add(execution);
+    void execution.finally(() => this.executions.delete(execution));
+  }
+
+  private handlerFor(queue: string): Handler {
+    return typeof this.handlers === "function" ? this.handlers : this.handlers[queue]!;
+  }
+
+  private async execute(claimed: ClaimedJob): Promise<void> {
+    const job = publicJob(claimed);
+    const entry: Running = { claimed, controller: new AbortController(), finishing: false, renewedAt: performance.now() };
+    this.running.set(claimed.id, entry);
+    const log = this.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
+    const { signal } = entry.controller;
+    const timeoutMs = claimed.timeout_ms ?? this.settings.timeoutMs;
+    const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
+    const started = performance.now();
+    this.emit("started", job);
+    try {
+      const handler = this.handlerFor(job.queue);
+      const { sql, tables } = this.deps;
+      if (this.settings.mode === "transaction") {
+        const transaction = sql.begin(async (tx) => {
+          await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
+          entry.finishing = true;
+          if (!(await completeInTransaction(tx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
+        });
+        await bounded(transaction, (timeoutMs ?? this.settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
+      } else {
+        await untilAborted(() => handler(job, { sql, signal, log }), signal);
+        entry.finishing = true;
+        if (!(await this.completer.complete(job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
+      }
+      const ms = performance.now() - started;
+      log.debug({ ms }, "job completed");
+      this.emit("completed", job, ms);
+    } catch (error) {
+      await this.recordFailure(entry, job, error, log);
+    } finally {
+      clearTimeout(timer);
+      this.running.delete(claimed.id);
+      this.wake(false);
+    }
+  }
+
+  private async recordFailure(entry: Running, job: Job, error: unknown, log: Logger): Promise<void> {
+    if (error instanceof LeaseLostError) {
+      log.warn({ err: error }, "lost the job's lease; its result was discarded");
+      this.emit("lease-lost", job);
+      return;
+    }
+    const { claimed } = entry;
+    const retryInMs = retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
+    let outcome: "retrying" | "dead" | "unrecorded" = "unrecorded";
+    try {
+      const [result] = await bounded(
+        failJobs(this.deps.sql, this.deps.tables, [{ id: job.id, token: claimed.lease_token, error: describeError(error), retryInMs }]),
+        STATEMENT_BOUND_MS,
+        `recording job ${job.id}'s failure`,
+      );
+      if (!result) {
+        log.warn({ err: error }, "the job failed after its lease was lost; another worker has it");
+        this.emit("lease-lost", job);
+        return;
+      }
+      outcome = result.outcome;
+    } catch (recordError) {
+      log.error({ err: recordError }, "could not record the failure; the attempt counts when the lease lapses");
+    }
+    if (outcome === "retrying") log.warn({ err: error, retryInMs }, "job failed; it will be retried");
+    else if (outcome === "dead") log.error({ err: error }, "job failed on its last attempt and moved to dead_jobs");
+    this.emit("failed", job, error, outcome);
+  }
+
+  /** The heartbeat: renews every running job's lease in one statement. */
+  private async renew(): Promise<void> {
+    const held = [...this.running.values()].filter((r) => !r.finishing);
+    if (held.length === 0) return;
+    const now = performance.now();
+    try {
+      const renewed = await bounded(
+        renewLeases(
+          this.deps.sql,
+          this.deps.tables,
+          held.map((r) => r.claimed.id),
+          held.map((r) => r.claimed.lease_token),
+          this.settings.leaseMs,
+        ),
+        Math.max(1000, this.settings.leaseMs / 3),
+        "renewing leases",
+      );
+      for (const r of held) {
+        if (renewed.has(r.claimed.id)) r.renewedAt = now;
+        else if (!r.finishing) r.controller.abort(new LeaseLostError(r.claimed.id));
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, "renewing leases failed");
+      // Past leaseMs without a renewal, another worker may already have the job.
+      for (const r of held) {
+        if (!r.finishing && performance.now() - r.renewedAt > this.settings.leaseMs) {
+          r.controller.abort(new LeaseLostError(r.claimed.id));
+        }
+      }
+    }
+  }
+
+  private async rescue(): Promise<void> {
+    try {
+      const rescued = await bounded(rescueLapsedLeases(this.deps.sql, this.deps.tables), STATEMENT_BOUND_MS, "rescuing lapsed leases");
+      if (rescued.length > 0) {
+        this.log.warn({ jobs: rescued.length }, "rescued jobs whose worker stopped renewing their lease");
+        this.wake(true);
+      }
+    } catch (error) {
+      this.log.debug({ err: error }, "rescuing lapsed leases failed");
+    }
+  }
+
+  /** Runs `task` every `ms`, never overlapping itself. */
+  private every(ms: number, task: () => Promise<void>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void task().finally(() => (busy = false));
+    }, ms);
+    this.timers.push(timer);
+  }
+}
+
+function publicJob(c: ClaimedJob): Job {
+  return {
+    id: c.id,
+    queue: c.queue,
+    payload: c.payload,
+    attempts: c.attempts,
+    maxAttempts: c.max_attempts,
+    priority: c.priority,
+    groupKey: c.group_key,
+    createdAt: c.created_at,
+  };
+}
+
+/** Runs the handler, settling early with the signal's reason if the attempt is aborted. */
+function untilAborted(run: () => unknown, signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    new Promise((r) => r(run())).then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof PgqError) return `${error.name} [${error.code}]: ${error.message}`;
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return typeof error === "string" ? error : inspect(error, { depth: 4 });
+}
+
+/** Lease mode completes many jobs in one statement: completions that arrive while one
+ *  statement runs go together in the next. */
+class Completer {
+  private waiting: { id: string; token: string; resolve: (done: boolean) => void; reject: (e: unknown) => void }[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly tables: Tables,
+  ) {}
+
+  complete(id: string, token: string): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id, token, resolve, reject });
+      this.flushing ??= this.flush().finally(() => (this.flushing = undefined));
+    });
+  }
+
+  async idle(): Promise<void> {
+    await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, 1000);
+      try {
+        const done = await bounded(
+          completeJobs(this.sql, this.tables, batch.map((b) => b.id), batch.map((b) => b.token)),
+          STATEMENT_BOUND_MS,
+          "completing jobs",
+        );
+        batch.forEach((b) => b.resolve(done.has(b.id)));
+      } catch (error) {
+        batch.forEach((b) => b.reject(error));
+      }
+    }
+  }
+}
