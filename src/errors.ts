@@ -54,3 +54,10 @@ export class DatabaseTimeoutError extends PgqError {
     super("DATABASE_TIMEOUT", `${what} did not finish within ${ms} ms; the connection may be lost`);
   }
 }
+
+/** The worker stopped before the attempt finished; the job was handed back without spending an attempt. */
+export class WorkerStoppedError extends PgqError {
+  constructor() {
+    super("WORKER_STOPPED", "the worker stopped before the attempt finished; the job was released for another worker");
+  }
+}

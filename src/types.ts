@@ -88,10 +88,15 @@ export interface WorkOptions {
   listen?: boolean;
 }
 
+export interface StopOptions {
+  /** How long in-flight jobs may run on before they are aborted and released; default no limit. */
+  graceMs?: number;
+}
+
 export interface Worker {
   readonly name: string;
-  /** Stop claiming, let in-flight jobs finish, then resolve. */
-  stop(): Promise<void>;
+  /** Stop claiming, let in-flight jobs finish (within graceMs), release the rest, then resolve. */
+  stop(options?: StopOptions): Promise<void>;
   /** Resolves once the worker has started listening and made its first claim. */
   readonly ready: Promise<void>;
 }

@@ -13,15 +13,17 @@ import type { Sql } from "postgres";
 import type { Logger } from "pino";
 import { claimJobs, type ClaimedJob } from "./claim.js";
 import { completeInTransaction, completeJobs } from "./complete.js";
+import { trackBackend } from "./backend.js";
 import { bounded } from "./db.js";
-import { JobTimeoutError, LeaseLostError, PgqError, ValidationError } from "./errors.js";
+import { JobTimeoutError, LeaseLostError, PgqError, ValidationError, WorkerStoppedError } from "./errors.js";
 import { failJobs } from "./fail.js";
 import type { Listener } from "./listener.js";
+import { releaseJobs } from "./release.js";
 import { renewLeases } from "./renew.js";
 import { rescueLapsedLeases } from "./rescue.js";
 import { retryDelayMs } from "./retry-policy.js";
 import type { Tables } from "./tables.js";
-import type { Handler, Job, ProcessingMode, WorkOptions, Worker } from "./types.js";
+import type { Handler, Job, ProcessingMode, StopOptions, WorkOptions, Worker } from "./types.js";
 import { assertInteger, assertQueueName } from "./validate.js";
 
 /** Bound on every statement the worker itself runs (claim, renew, complete, fail, rescue). */
@@ -117,8 +119,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   private loopDone: Promise<void> | undefined;
   /** There may be claimable jobs: set by notifications, the poll and full claims. */
   private pending = true;
+  /** When the loop next claims without being woken: the poll, or sooner for a job coming due. */
   private nextPollAt = 0;
   private wakeUp: (() => void) | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -136,8 +140,11 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const { listener } = this.deps;
     if (listener) {
       const queues = new Set(this.settings.queues);
-      listener.on("notify", (queue) => {
-        if (queues.has(queue)) this.wake(true);
+      listener.on("notify", (payload) => {
+        const { queue, dueInMs } = parseNotification(payload);
+        if (!queues.has(queue)) return;
+        if (dueInMs > 0) this.wakeIn(dueInMs);
+        else this.wake(true);
       });
       listener.on("restored", () => this.wake(true));
       await listener.start();
@@ -152,13 +159,26 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.log.debug({ queues: this.settings.queues, mode: this.settings.mode }, "worker started");
   }
 
-  stop(): Promise<void> {
+  /**
+   * Stops in two stages. First, claiming stops and in-flight jobs may finish. Once graceMs
+   * has passed (default: no limit), the jobs still running are aborted (ctx.signal) and
+   * handed back to the queue without spending an attempt. A second call may shorten the
+   * grace, as a second Ctrl-C does in the CLI.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    const { graceMs } = options;
+    if (graceMs !== undefined) {
+      assertInteger(graceMs, "graceMs", 0);
+      clearTimeout(this.graceTimer);
+      this.graceTimer = setTimeout(() => this.abortAll(new WorkerStoppedError()), graceMs);
+    }
     this.stopped ??= (async () => {
       this.stopping = true;
       await this.ready;
       this.wake(false);
       await this.loopDone;
       while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
+      clearTimeout(this.graceTimer);
       this.timers.forEach(clearInterval);
       await this.completer.idle();
       await this.deps.listener?.close();
@@ -166,6 +186,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       this.log.debug("worker stopped");
     })();
     return this.stopped;
+  }
+
+  private abortAll(reason: Error): void {
+    for (const r of this.running.values()) if (!r.finishing) r.controller.abort(reason);
   }
 
   private async loop(firstClaim: () => void): Promise<void> {
@@ -230,6 +254,15 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     wakeUp?.();
   }
 
+  /** Claims again in `ms`: a delayed job or a retry comes due then. */
+  private wakeIn(ms: number): void {
+    const at = performance.now() + ms;
+    if (at < this.nextPollAt) {
+      this.nextPollAt = at;
+      this.wake(false);
+    }
+  }
+
   private track(execution: Promise<void>): void {
     this.executions.add(execution);
     void execution.finally(() => this.executions.delete(execution));
@@ -253,10 +286,20 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       const handler = this.handlerFor(job.queue);
       const { sql, tables } = this.deps;
       if (this.settings.mode === "transaction") {
-        const transaction = sql.begin(async (tx) => {
-          await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
+        const transaction = sql.begin(async (rawTx) => {
+          const { tx, cancelRunning } = trackBackend(rawTx);
+          // An aborted attempt must roll back now, not when the handler's slow query ends.
+          const cancel = () => {
+            if (!entry.finishing) cancelRunning(sql).catch((e) => log.warn({ err: e }, "could not cancel the handler's query"));
+          };
+          signal.addEventListener("abort", cancel, { once: true });
+          try {
+            await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
+          } finally {
+            signal.removeEventListener("abort", cancel);
+          }
           entry.finishing = true;
-          if (!(await completeInTransaction(tx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
+          if (!(await completeInTransaction(rawTx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
         });
         await bounded(transaction, (timeoutMs ?? this.settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
       } else {
@@ -283,6 +326,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       return;
     }
     const { claimed } = entry;
+    if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
+      await this.release(claimed, log);
+      return;
+    }
     const retryInMs = retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
     let outcome: "retrying" | "dead" | "unrecorded" = "unrecorded";
     try {
@@ -300,9 +347,25 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     } catch (recordError) {
       log.error({ err: recordError }, "could not record the failure; the attempt counts when the lease lapses");
     }
-    if (outcome === "retrying") log.warn({ err: error, retryInMs }, "job failed; it will be retried");
+    if (outcome === "retrying") {
+      log.warn({ err: error, retryInMs }, "job failed; it will be retried");
+      this.wakeIn(retryInMs);
+    }
     else if (outcome === "dead") log.error({ err: error }, "job failed on its last attempt and moved to dead_jobs");
     this.emit("failed", job, error, outcome);
+  }
+
+  private async release(claimed: ClaimedJob, log: Logger): Promise<void> {
+    try {
+      const released = await bounded(
+        releaseJobs(this.deps.sql, this.deps.tables, [claimed.id], [claimed.lease_token]),
+        STATEMENT_BOUND_MS,
+        `releasing job ${claimed.id}`,
+      );
+      log.info({ released: released.size === 1 }, "worker stopping: released the unfinished job for another worker");
+    } catch (error) {
+      log.error({ err: error }, "could not release the job; it runs again when its lease lapses");
+    }
   }
 
   /** The heartbeat: renews every running job's lease in one statement. */
@@ -359,6 +422,14 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     }, ms);
     this.timers.push(timer);
   }
+}
+
+/** A notification's payload is the queue's name, then, for a job that is not due yet, a
+ *  newline and how many ms from the commit it comes due (relative, so clocks do not matter). */
+function parseNotification(payload: string): { queue: string; dueInMs: number } {
+  const newline = payload.indexOf("\n");
+  if (newline < 0) return { queue: payload, dueInMs: 0 };
+  return { queue: payload.slice(0, newline), dueInMs: Number(payload.slice(newline + 1)) || 0 };
 }
 
 function publicJob(c: ClaimedJob): Job {
