@@ -5,7 +5,7 @@ import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
 const { q, db, url } = await testQueue();
-await db`create table effects (job_id bigint not null)`;
+await db`create table effects (job_id bigint not null, queue text)`;
 
 /** Runs a worker process until it exits; resolves with the signal that ended it. */
 function runWorker(queue: string, mode: string): Promise<NodeJS.Signals | null> {
