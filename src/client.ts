@@ -2,11 +2,13 @@
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
 import { assertReachable, openPool } from "./db.js";
+import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./dead-jobs.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
 import { ValidationError } from "./errors.js";
 import { Listener } from "./listener.js";
 import { migrate } from "./migrate.js";
 import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./schema.js";
+import { inspectQueues, type Inspection, type InspectOptions } from "./inspect.js";
 import { queueStats } from "./stats.js";
 import { tables, type Tables } from "./tables.js";
 import type { ConnectOptions, EnqueueOptions, Stats, WorkOptions } from "./types.js";
@@ -24,6 +26,16 @@ export interface Queue {
   enqueueMany(queue: string, payloads: unknown[], options?: EnqueueOptions): Promise<string[]>;
   work(queueOrQueues: string | string[], handler: Handlers, options?: WorkOptions): PgqWorker;
   stats(): Promise<Stats>;
+  /** Queue depths in bounded time, with estimates for large counts (what `pgq inspect` shows). */
+  inspect(options?: InspectOptions): Promise<Inspection>;
+  /** Jobs that exhausted their attempts: list them, send them back to the queue, or delete them. */
+  readonly deadJobs: {
+    list(options?: ListDeadJobsOptions): Promise<DeadJob[]>;
+    /** Returns the ids moved back to pgq.jobs. */
+    retry(filter?: DeadJobFilter): Promise<string[]>;
+    /** Returns how many were deleted. */
+    purge(options?: PurgeDeadJobsOptions): Promise<number>;
+  };
   /** Stops this client's workers gracefully, then closes the pool pgq opened. */
   close(): Promise<void>;
 }
@@ -106,6 +118,16 @@ class Client implements Queue {
   stats(): Promise<Stats> {
     return queueStats(this.sql, this.schema);
   }
+
+  inspect(options?: InspectOptions): Promise<Inspection> {
+    return inspectQueues(this.sql, this.schema, options);
+  }
+
+  readonly deadJobs = {
+    list: (options?: ListDeadJobsOptions) => listDeadJobs(this.sql, this.schema, options),
+    retry: (filter?: DeadJobFilter) => retryDeadJobs(this.sql, this.schema, filter),
+    purge: (options?: PurgeDeadJobsOptions) => purgeDeadJobs(this.sql, this.schema, options),
+  };
 
   async close(): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop()));

@@ -11,3 +11,5 @@ export {
 } from "./errors.js";
 export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
 export type * from "./types.js";
+export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./dead-jobs.js";
+export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./inspect.js";
