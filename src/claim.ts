@@ -36,8 +36,10 @@ export interface ClaimRequest {
  * holds instead of queueing behind one another's locks. A plain `queue = any(...)` would make
  * PostgreSQL sort every ready row of all the queues first.
  *
- * A job with a group key is claimable only while no earlier job of its group is left (running,
- * waiting for a retry or not yet run), which runs each group one job at a time, in order.
+ * A job with a group key is claimable only while it is its group's head: the members behind
+ * it have group_waiting set, by triggers (migration 000002), until the head completes or dies,
+ * however long it runs or waits for a retry. Waiting members are not in jobs_claim at all, so
+ * the scan never walks over a blocked backlog.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<ClaimedJob[]> {
   return sql<ClaimedJob[]>`
@@ -50,9 +52,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
         where j.queue = q.name
           and j.locked_until is null
           and j.run_at <= now()
-          and (j.group_key is null or not exists (
-            select from ${t.jobs} earlier
-            where earlier.queue = j.queue and earlier.group_key = j.group_key and earlier.id < j.id))
+          and not j.group_waiting
         order by j.priority, j.run_at, j.id
         limit ${request.limit}
         for update skip locked

@@ -9,9 +9,13 @@ import { Listener } from "./listener.js";
 import { migrate } from "./migrate.js";
 import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./schema.js";
 import { inspectQueues, type Inspection, type InspectOptions } from "./inspect.js";
+import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./schedule.js";
 import { queueStats } from "./stats.js";
 import { tables, type Tables } from "./tables.js";
-import type { ConnectOptions, EnqueueOptions, Stats, WorkOptions } from "./types.js";
+import { listSubscriptions, publish, subscribe, unsubscribe } from "./topics.js";
+import type {
+  ConnectOptions, EnqueueOptions, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
+} from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
 import { PgqWorker, workerSettings, type Handlers } from "./worker.js";
 
@@ -36,6 +40,18 @@ export interface Queue {
     /** Returns how many were deleted. */
     purge(options?: PurgeDeadJobsOptions): Promise<number>;
   };
+  /** Creates or updates a cron schedule: one job per tick in `queue`, however many workers run. */
+  schedule(name: string, cron: string, queue: string, payload?: unknown, options?: ScheduleOptions): Promise<void>;
+  /** Removes a schedule; false if there was none. */
+  unschedule(name: string): Promise<boolean>;
+  schedules(): Promise<Schedule[]>;
+  /** Routes published topics matching `pattern` ("*" one word, "#" zero or more) to `queue`. */
+  subscribe(queue: string, pattern: string): Promise<void>;
+  /** Removes a subscription; false if there was none. */
+  unsubscribe(queue: string, pattern: string): Promise<boolean>;
+  subscriptions(): Promise<Subscription[]>;
+  /** One job in every queue subscribed to the topic, in one statement; returns their ids. */
+  publish(topic: string, payload: unknown, options?: PublishOptions): Promise<string[]>;
   /** Stops this client's workers gracefully, then closes the pool pgq opened. */
   close(): Promise<void>;
 }
@@ -128,6 +144,34 @@ class Client implements Queue {
     retry: (filter?: DeadJobFilter) => retryDeadJobs(this.sql, this.schema, filter),
     purge: (options?: PurgeDeadJobsOptions) => purgeDeadJobs(this.sql, this.schema, options),
   };
+
+  async schedule(name: string, cron: string, queue: string, payload: unknown = null, options: ScheduleOptions = {}): Promise<void> {
+    await defineSchedule(this.sql, this.t, prepareSchedule(name, cron, queue, payload, options, this.maxPayloadBytes));
+  }
+
+  unschedule(name: string): Promise<boolean> {
+    return removeSchedule(this.sql, this.t, name);
+  }
+
+  schedules(): Promise<Schedule[]> {
+    return listSchedules(this.sql, this.t);
+  }
+
+  subscribe(queue: string, pattern: string): Promise<void> {
+    return subscribe(this.sql, this.t, queue, pattern);
+  }
+
+  unsubscribe(queue: string, pattern: string): Promise<boolean> {
+    return unsubscribe(this.sql, this.t, queue, pattern);
+  }
+
+  subscriptions(): Promise<Subscription[]> {
+    return listSubscriptions(this.sql, this.t);
+  }
+
+  publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
+    return publish(options.tx ?? this.sql, this.t, this.log, topic, payload, options, this.maxPayloadBytes);
+  }
 
   async close(): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop()));

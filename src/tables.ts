@@ -5,8 +5,16 @@ export interface Tables {
   schema: string;
   jobs: Helper<string>;
   deadJobs: Helper<string>;
+  schedules: Helper<string>;
+  subscriptions: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
-  return { schema, jobs: sql(`${schema}.jobs`), deadJobs: sql(`${schema}.dead_jobs`) };
+  return {
+    schema,
+    jobs: sql(`${schema}.jobs`),
+    deadJobs: sql(`${schema}.dead_jobs`),
+    schedules: sql(`${schema}.schedules`),
+    subscriptions: sql(`${schema}.subscriptions`),
+  };
 }

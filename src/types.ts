@@ -114,3 +114,36 @@ export interface QueueStats {
 export interface Stats {
   queues: QueueStats[];
 }
+
+/** What a schedule does about ticks missed while no worker ran: "latest" enqueues one job for
+ *  the most recent of them (the default), "none" skips them all. */
+export type CatchUpPolicy = "latest" | "none";
+
+export interface ScheduleOptions {
+  /** The IANA time zone the cron expression is read in; default "UTC". */
+  timezone?: string;
+  /** Default "latest": after downtime, one job for all the missed ticks, never one per tick. */
+  catchUp?: CatchUpPolicy;
+}
+
+export interface Schedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  queue: string;
+  payload: unknown;
+  catchUp: CatchUpPolicy;
+  /** The earliest tick that has not had its job yet. */
+  nextTickAt: Date;
+  /** The tick of the last job this schedule enqueued. */
+  lastTickAt: Date | null;
+}
+
+export interface Subscription {
+  queue: string;
+  pattern: string;
+  createdAt: Date;
+}
+
+/** The jobs a publish creates take the same options as enqueue, `tx` included. */
+export type PublishOptions = EnqueueOptions;

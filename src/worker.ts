@@ -22,6 +22,7 @@ import { releaseJobs } from "./release.js";
 import { renewLeases } from "./renew.js";
 import { rescueLapsedLeases } from "./rescue.js";
 import { retryDelayMs } from "./retry-policy.js";
+import { Scheduler, SCHEDULER_CHECK_MS } from "./scheduler.js";
 import type { Tables } from "./tables.js";
 import type { Handler, Job, ProcessingMode, StopOptions, WorkOptions, Worker } from "./types.js";
 import { assertInteger, assertQueueName } from "./validate.js";
@@ -152,6 +153,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const heartbeatMs = Math.max(50, Math.floor(this.settings.leaseMs / 3));
     this.every(heartbeatMs, () => this.renew());
     this.every(Math.max(this.settings.pollIntervalMs, 1000), () => this.rescue());
+    // Every worker enqueues due cron ticks; the database keeps it to one job per tick.
+    const scheduler = new Scheduler(this.deps.sql, this.deps.tables, this.log);
+    this.every(SCHEDULER_CHECK_MS, () => scheduler.runIfDue());
     let firstClaim!: () => void;
     const claimed = new Promise<void>((resolve) => (firstClaim = resolve));
     this.loopDone = this.loop(firstClaim);

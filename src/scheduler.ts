@@ -1,0 +1,110 @@
+// The scheduler: turns due cron ticks into jobs. Every worker runs it (worker.ts); the
+// database makes sure that each tick gets exactly one job however many of them do.
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import type { Sql } from "postgres";
+import { bounded } from "./db.js";
+import { parseCron, tickAfter, tickAtOrBefore } from "./schedule.js";
+import type { Tables } from "./tables.js";
+import type { CatchUpPolicy } from "./types.js";
+
+/** How often a worker's timer calls the scheduler; it goes to the database far less often. */
+export const SCHEDULER_CHECK_MS = 100;
+/** The longest a worker goes without looking for new or changed schedules. */
+const RECHECK_MS = 1_000;
+/** With catchUp "none", a tick found later than this was missed (no worker ran) and is skipped. */
+export const MISSED_AFTER_MS = 60_000;
+const BATCH = 100;
+const STATEMENT_BOUND_MS = 15_000;
+
+interface DueSchedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  catch_up: CatchUpPolicy;
+  /** next_tick_at as text, compared exactly in the compare-and-set (a Date keeps only ms). */
+  expected: string;
+  now: Date;
+  due_in_ms: number;
+}
+
+/**
+ * Enqueues the job of every schedule that is due, by database time. Several ticks due at once
+ * (no worker ran for a while) get one job between them: for the latest of them, or, with
+ * catchUp "none", none at all unless that tick is less than MISSED_AFTER_MS old. Returns how
+ * long until the next look is needed.
+ */
+export async function runDueSchedules(sql: Sql, t: Tables, log: Logger): Promise<{ enqueued: string[]; nextInMs: number }> {
+  const rows = await sql<DueSchedule[]>`
+    select name, cron, timezone, catch_up, next_tick_at::text as expected, now() as now,
+           extract(epoch from next_tick_at - now()) * 1000 as due_in_ms
+    from ${t.schedules}
+    where next_tick_at <= now() + ${RECHECK_MS} * interval '1 millisecond'
+    order by next_tick_at
+    limit ${BATCH}`;
+  const enqueued: string[] = [];
+  let nextInMs = rows.length === BATCH ? 0 : RECHECK_MS;
+  for (const row of rows) {
+    const dueInMs = Number(row.due_in_ms);
+    if (dueInMs > 0) {
+      nextInMs = Math.min(nextInMs, dueInMs);
+      continue;
+    }
+    try {
+      const id = await enqueueTick(sql, t, row, log);
+      if (id) enqueued.push(id);
+    } catch (error) {
+      log.error({ err: error, schedule: row.name }, "could not enqueue the schedule's tick; fix or remove the schedule");
+    }
+  }
+  return { enqueued, nextInMs };
+}
+
+async function enqueueTick(sql: Sql, t: Tables, row: DueSchedule, log: Logger): Promise<string | undefined> {
+  const cron = parseCron(row.cron, row.timezone);
+  const tick = tickAtOrBefore(cron, row.now)!;
+  const next = tickAfter(cron, row.now);
+  const lateMs = row.now.getTime() - tick.getTime();
+  const enqueue = row.catch_up === "latest" || lateMs <= MISSED_AFTER_MS;
+  // The compare-and-set on next_tick_at is what makes a tick's job unique: concurrent
+  // schedulers queue on the schedule's row lock, and once one has moved next_tick_at on, the
+  // others' WHERE no longer matches (READ COMMITTED re-checks it on the new row version), so
+  // their UPDATE, and with it their INSERT, touches nothing. The job's run_at is its tick.
+  const [job] = await sql<{ id: string }[]>`
+    with advanced as (
+      update ${t.schedules}
+      set next_tick_at = ${next},
+          last_tick_at = case when ${enqueue} then ${tick}::timestamptz else last_tick_at end
+      where name = ${row.name} and next_tick_at = ${row.expected}::timestamptz
+      returning queue, payload
+    )
+    insert into ${t.jobs} (queue, payload, run_at)
+    select queue, payload, ${tick} from advanced where ${enqueue}
+    returning id`;
+  if (job) log.debug({ schedule: row.name, tick, jobId: job.id, lateMs }, "enqueued the schedule's job for its tick");
+  else if (!enqueue) log.info({ schedule: row.name, tick, lateMs }, "skipped the schedule's missed ticks (catchUp: none)");
+  return job?.id;
+}
+
+/** A worker's view of the scheduler: called every SCHEDULER_CHECK_MS, it goes to the
+ *  database only when a tick may be due, or every RECHECK_MS for new schedules. */
+export class Scheduler {
+  private nextRunAt = 0;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly t: Tables,
+    private readonly log: Logger,
+  ) {}
+
+  async runIfDue(): Promise<void> {
+    if (performance.now() < this.nextRunAt) return;
+    try {
+      const { nextInMs } = await bounded(runDueSchedules(this.sql, this.t, this.log), STATEMENT_BOUND_MS, "enqueuing due schedules");
+      this.nextRunAt = performance.now() + nextInMs;
+    } catch (error) {
+      this.log.warn({ err: error }, "looking for due schedules failed; trying again");
+      this.nextRunAt = performance.now() + RECHECK_MS;
+    }
+  }
+}

@@ -1,0 +1,111 @@
+// Topic routing, as a RabbitMQ topic exchange: queues subscribe with patterns, and a publish
+// puts one job in every queue with a matching pattern. Matching happens in SQL (migration
+// 000002: pgq.topic_regex and pgq.subscribed_queues), so a publish is one statement.
+import type { Logger } from "pino";
+import type { Sql, TransactionSql } from "postgres";
+import { prepareEnqueue } from "./enqueue.js";
+import { ValidationError } from "./errors.js";
+import type { Tables } from "./tables.js";
+import type { PublishOptions, Subscription } from "./types.js";
+import { assertQueueName } from "./validate.js";
+
+const MAX_TOPIC_LENGTH = 255;
+
+/**
+ * Topics and patterns are dot-separated, non-empty words of printable characters; in a
+ * pattern, "*" (one word) and "#" (zero or more words) stand alone as words.
+ */
+function assertWords(value: unknown, what: "topic" | "pattern"): asserts value is string {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_TOPIC_LENGTH) {
+    throw new ValidationError("INVALID_OPTION", `the ${what} must be a string of 1 to ${MAX_TOPIC_LENGTH} characters`);
+  }
+  for (const word of value.split(".")) {
+    if (word === "" || /[\p{Cc}\p{Cs}]/u.test(word) || !word.isWellFormed()) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        `${what} ${JSON.stringify(value)} must be dot-separated non-empty words of printable characters, like "orders.created.eu"`,
+      );
+    }
+    const wildcard = word === "*" || word === "#";
+    if ((word.includes("*") || word.includes("#")) && !(what === "pattern" && wildcard)) {
+      throw new ValidationError(
+        "INVALID_OPTION",
+        what === "topic"
+          ? `topic ${JSON.stringify(value)} contains a wildcard; wildcards belong in subscription patterns`
+          : `pattern ${JSON.stringify(value)}: "*" and "#" must be whole words, as in "orders.*.eu" or "orders.#"`,
+      );
+    }
+  }
+}
+
+/** Routes topics matching `pattern` to `queue`; subscribing twice changes nothing. */
+export async function subscribe(sql: Sql, t: Tables, queue: unknown, pattern: unknown): Promise<void> {
+  assertQueueName(queue);
+  assertWords(pattern, "pattern");
+  await sql`insert into ${t.subscriptions} (queue, pattern) values (${queue}, ${pattern}) on conflict do nothing`;
+}
+
+/** Stops routing `pattern` to `queue`; false if there was no such subscription. */
+export async function unsubscribe(sql: Sql, t: Tables, queue: unknown, pattern: unknown): Promise<boolean> {
+  assertQueueName(queue);
+  assertWords(pattern, "pattern");
+  const deleted = await sql`delete from ${t.subscriptions} where queue = ${queue} and pattern = ${pattern}`;
+  return deleted.count === 1;
+}
+
+export async function listSubscriptions(sql: Sql, t: Tables): Promise<Subscription[]> {
+  const rows = await sql<{ queue: string; pattern: string; created_at: Date }[]>`
+    select queue, pattern, created_at from ${t.subscriptions} order by queue, pattern`;
+  return rows.map((r) => ({ queue: r.queue, pattern: r.pattern, createdAt: r.created_at }));
+}
+
+/**
+ * Publishes in one statement: one job in every subscribed queue, all or none, on the pool or in
+ * the caller's transaction. Returns the jobs' ids in queue-name order; with a dedupe key, a
+ * queue that already has a live job with that key gives that job's id instead.
+ */
+export async function publish(
+  sql: Sql | TransactionSql,
+  t: Tables,
+  log: Logger,
+  topic: unknown,
+  payload: unknown,
+  options: PublishOptions,
+  maxPayloadBytes: number,
+): Promise<string[]> {
+  assertWords(topic, "topic");
+  // Any queue name would do: the real ones come from the subscriptions.
+  const { texts, settings: s } = prepareEnqueue("topic", [payload], options, maxPayloadBytes);
+  // As in insertJobs, a twin committed while this statement runs is invisible to it: that
+  // queue then has no id, and a second run (which inserts nothing new) sees the twin.
+  for (let attempt = 0; ; attempt++) {
+    const rows = await sql<{ queue: string; id: string | null }[]>`
+      with target as (
+        select queue from ${sql(t.schema)}.subscribed_queues(${topic}) as s(queue)
+      ), inserted as (
+        insert into ${t.jobs} (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
+                               backoff_max_ms, timeout_ms, dedupe_key, group_key)
+        select target.queue, ${texts[0]!}::text::jsonb, ${s.priority}::integer,
+               coalesce(${s.runAt}::timestamptz, now() + ${s.delayMs}::double precision * interval '1 millisecond'),
+               ${s.maxAttempts}::integer, ${s.backoffBaseMs}::integer, ${s.backoffMaxMs}::integer, ${s.timeoutMs}::integer,
+               ${s.dedupeKey}::text, ${s.groupKey}::text
+        from target
+        order by target.queue
+        on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
+        returning id, queue
+      )
+      select target.queue, coalesce(inserted.id, twin.id) as id
+      from target
+      left join inserted on inserted.queue = target.queue
+      left join ${t.jobs} twin on inserted.id is null and twin.queue = target.queue and twin.dedupe_key = ${s.dedupeKey}::text
+      order by target.queue`;
+    if (rows.length === 0) {
+      log.debug({ topic }, "published to no queue: no subscription matches the topic");
+      return [];
+    }
+    if (rows.every((r) => r.id !== null) || attempt >= 3) {
+      if (rows.some((r) => r.id === null)) throw new Error(`publish to ${topic} found no job id for some queues`);
+      return rows.map((r) => r.id!);
+    }
+  }
+}
