@@ -1,0 +1,89 @@
+// pgq enqueue <queue> <json|-> [options], or pgq enqueue <queue> --file <path|-> for many jobs.
+import { open } from "node:fs/promises";
+import { createInterface } from "node:readline";
+import { text } from "node:stream/consumers";
+import type { Queue } from "../client.js";
+import type { EnqueueOptions } from "../types.js";
+import { UsageError } from "./errors.js";
+import { count } from "./format.js";
+import { createLogger, withSession, type GlobalOptions } from "./session.js";
+import { Rate, StatusLine } from "./status-line.js";
+
+export interface EnqueueCommandOptions {
+  priority?: number;
+  runAt?: Date;
+  delay?: number;
+  maxAttempts?: number;
+  dedupeKey?: string;
+  group?: string;
+  file?: string;
+}
+
+/** Jobs per INSERT when reading a file. */
+const BATCH = 1000;
+
+export async function enqueueCommand(queue: string, json: string | undefined, options: EnqueueCommandOptions, globals: GlobalOptions) {
+  if ((json === undefined) === (options.file === undefined)) {
+    throw new UsageError("give the payload as an argument (or - to read it from stdin), or --file with one JSON document per line");
+  }
+  if (options.runAt && options.delay !== undefined) throw new UsageError("give --run-at or --delay, not both");
+  const jobOptions: EnqueueOptions = {
+    priority: options.priority,
+    runAt: options.runAt,
+    delayMs: options.delay,
+    maxAttempts: options.maxAttempts,
+    dedupeKey: options.dedupeKey,
+    groupKey: options.group,
+  };
+  const log = createLogger(globals, "warn");
+  if (json !== undefined) {
+    const payload = parseJson(json === "-" ? await text(process.stdin) : json, "the payload");
+    const { id } = await withSession(globals, log, ({ q }) => q.enqueue(queue, payload, jobOptions));
+    console.log(id);
+    return;
+  }
+  const ids = await withSession(globals, log, ({ q }) => enqueueFile(q, queue, options.file!, jobOptions));
+  if (ids.length > 0) process.stdout.write(ids.join("\n") + "\n");
+}
+
+/**
+ * Reads one JSON document per line and enqueues them in batches, all in one transaction: a
+ * bad line anywhere leaves the database as it was. The ids are printed once it commits.
+ */
+async function enqueueFile(q: Queue, queue: string, file: string, options: EnqueueOptions): Promise<string[]> {
+  const unreadable = (error: unknown) => new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+  const input = file === "-" ? process.stdin : (await open(file).catch((e) => Promise.reject(unreadable(e)))).createReadStream();
+  const status = new StatusLine();
+  const rate = new Rate();
+  const ids: string[] = [];
+  await q.sql.begin(async (tx) => {
+    let batch: unknown[] = [];
+    let lineNo = 0;
+    const flush = async () => {
+      ids.push(...(await q.enqueueMany(queue, batch, { ...options, tx })));
+      batch = [];
+      status.update(`enqueued ${count(ids.length)} jobs into ${queue} (${count(Math.round(rate.sample(ids.length)))}/s)`);
+    };
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    // A directory opens fine and fails on the first read.
+    input.once("error", (e: Error) => lines.emit("error", unreadable(e)));
+    for await (const line of lines) {
+      lineNo++;
+      if (line.trim() === "") continue;
+      batch.push(parseJson(line, `${file === "-" ? "stdin" : file}, line ${lineNo}`));
+      if (batch.length === BATCH) await flush();
+    }
+    if (batch.length > 0) await flush();
+  });
+  status.update(`enqueued ${count(ids.length)} jobs into ${queue}`);
+  status.end();
+  return ids;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}

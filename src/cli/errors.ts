@@ -1,0 +1,35 @@
+// How the CLI ends: exit 0 on success, 1 on a runtime failure, 2 on a usage error, with one
+// line on stderr saying what went wrong, never a stack trace (unless --log-level debug).
+import { CommanderError } from "commander";
+import { PgqError, ValidationError } from "../errors.js";
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** The user asked for something that cannot work as given; nothing was written. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  if (error instanceof UsageError || error instanceof ValidationError) return EXIT_USAGE;
+  return EXIT_FAILURE;
+}
+
+/** The one line printed for an error, after "pgq: ". */
+export function describeError(error: unknown, schema: string): string {
+  if (error instanceof CommanderError) return `${error.message.replace(/^error: /, "")} (see pgq --help)`;
+  if (error instanceof UsageError || error instanceof PgqError) return firstLine(error.message);
+  const code = (error as { code?: unknown } | null)?.code;
+  // undefined_table, invalid_schema_name: the schema was never migrated in this database.
+  if (code === "42P01" || code === "3F000") {
+    return `pgq's tables are not in schema "${schema}" of this database: run \`pgq migrate\` first (${firstLine((error as Error).message)})`;
+  }
+  return firstLine(error instanceof Error ? error.message : String(error));
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0]!.trim() || "unknown error";
+}

@@ -1,0 +1,67 @@
+// pgq inspect [--json] [--watch] [--queue Q]
+import type { Inspection } from "../inspect.js";
+import { age, count, table } from "./format.js";
+import { createLogger, withSession, type GlobalOptions } from "./session.js";
+
+export interface InspectCommandOptions {
+  json?: boolean;
+  watch?: boolean;
+  queue?: string;
+}
+
+const WATCH_EVERY_MS = 1000;
+
+export async function inspectCommand(options: InspectCommandOptions, globals: GlobalOptions): Promise<void> {
+  const log = createLogger(globals, "warn");
+  await withSession(globals, log, async ({ q }) => {
+    const show = async () => {
+      const inspection = await q.inspect({ queue: options.queue });
+      return options.json ? JSON.stringify(inspection) : renderInspection(inspection);
+    };
+    if (!options.watch) {
+      console.log(await show());
+      return;
+    }
+    // Ctrl-C ends the watch; the session closes on the way out.
+    let stop!: () => void;
+    const stopped = new Promise<void>((resolve) => (stop = resolve));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    const redraw = process.stdout.isTTY && !options.json;
+    for (let done = false; !done; ) {
+      const output = await show();
+      // On a terminal the table redraws in place; elsewhere each refresh is appended.
+      process.stdout.write(redraw ? `\x1b[H\x1b[2J${output}\n\nrefreshing every second; Ctrl-C to stop\n` : `${output}\n`);
+      done = await Promise.race([stopped.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), WATCH_EVERY_MS))]);
+    }
+  });
+}
+
+export function renderInspection(inspection: Inspection): string {
+  if (inspection.queues.length === 0) return "no jobs in any queue";
+  let anyEstimate = false;
+  const n = (value: number, estimated: boolean) => {
+    anyEstimate ||= estimated;
+    return estimated ? `~${count(value)}` : count(value);
+  };
+  const rows = inspection.queues.map((s) => {
+    const est = (state: (typeof s.estimated)[number]) => s.estimated.includes(state);
+    return [
+      s.queue,
+      n(s.ready, est("ready")),
+      n(s.scheduled, est("scheduled")),
+      n(s.running, est("running")),
+      n(s.retrying, est("retrying")),
+      n(s.dead, est("dead")),
+      age(s.oldestReadyAgeMs),
+      n(s.diedLastMinute, est("diedLastMinute")),
+    ];
+  });
+  const lines = [
+    table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "RETRYING", "DEAD", "OLDEST READY", "DIED (1 MIN)"], rows),
+    "",
+  ];
+  if (anyEstimate) lines.push(`~ estimated from table statistics: exact counts stop at ${count(inspection.exactUpTo)}`);
+  lines.push("completed and failed attempts are not kept by the schema (finished jobs are deleted): `pgq work` shows them live");
+  return lines.join("\n");
+}

@@ -1,0 +1,111 @@
+// The pgq command line: commander parses, the library works, and this file maps the outcome to
+// an exit code (see errors.ts).
+import { Command, Option } from "commander";
+import { DEFAULT_SCHEMA } from "../schema.js";
+import { deadListCommand, deadPurgeCommand, deadRetryCommand } from "./dead.js";
+import { demoCommand } from "./demo.js";
+import { enqueueCommand } from "./enqueue.js";
+import { describeError, exitCodeFor } from "./errors.js";
+import { inspectCommand } from "./inspect.js";
+import { migrateCommand } from "./migrate.js";
+import { duration, integer, isoDate, jobId } from "./options.js";
+import { LOG_LEVELS, type GlobalOptions } from "./session.js";
+import { workCommand } from "./work.js";
+
+const program = new Command("pgq")
+  .description("A durable job queue that lives entirely in PostgreSQL.")
+  .addOption(new Option("--database-url <url>", "the database (default: $DATABASE_URL)"))
+  .addOption(new Option("--schema <name>", "the schema pgq's tables live in").default(DEFAULT_SCHEMA))
+  .addOption(new Option("--log-level <level>", "pino log level, on stderr (default: warn; info for `work` off a terminal)").choices(LOG_LEVELS))
+  .showSuggestionAfterError()
+  .exitOverride()
+  // Errors are printed once, by run() below, as one line.
+  .configureOutput({ outputError: () => undefined });
+
+/** Global options may come before or after the command name. */
+function globals(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+program
+  .command("migrate")
+  .description("create or upgrade pgq's schema (idempotent)")
+  .option("--print", "write the SQL to stdout instead of applying it, for your own migration tool")
+  .action((options, command: Command) => migrateCommand(options, globals(command)));
+
+program
+  .command("enqueue")
+  .description("enqueue a job and print its id; - reads the payload from stdin")
+  .argument("<queue>", "queue name")
+  .argument("[json]", "the payload, as JSON (- for stdin)")
+  .option("--priority <n>", "lower runs first (default 0)", integer(-(2 ** 31)))
+  .addOption(new Option("--run-at <iso>", "not before this time, e.g. 2030-01-31T09:00:00Z").argParser(isoDate).conflicts("delay"))
+  .option("--delay <ms>", "not before this long from now: milliseconds, or 30s, 5m, 2h", duration({ bareMs: true }))
+  .option("--max-attempts <n>", "attempts before the job moves to dead_jobs (default 25)", integer(1))
+  .option("--dedupe-key <key>", "at most one live job with this key per queue")
+  .option("--group <key>", "jobs with the same group key run one at a time, in order")
+  .option("--file <path>", "enqueue one job per line of this file (- for stdin), in one transaction; prints the ids")
+  .action((queue: string, json: string | undefined, options, command: Command) => enqueueCommand(queue, json, options, globals(command)));
+
+program
+  .command("work")
+  .description("run jobs until SIGINT or SIGTERM (once: finish what is running; twice: release it and exit)")
+  .argument("<queue...>", "queues to work on")
+  .requiredOption("--handler <module>", "ES module whose default export is a handler (job, ctx) => Promise, or { queue: handler }")
+  .option("--concurrency <n>", "jobs run at once", integer(1, 1000), 1)
+  .addOption(new Option("--mode <mode>", "transaction: the job commits with the handler's writes; lease: a renewed lease").choices(["transaction", "lease"]).default("transaction"))
+  .option("--lease-ms <ms>", "a claim lapses this long after its last renewal (default 30000)", integer(1))
+  .option("--timeout-ms <ms>", "an attempt that runs longer fails (default 300000 in transaction mode)", integer(1))
+  .action((queues: string[], options, command: Command) => workCommand(queues, options, globals(command)));
+
+program
+  .command("inspect")
+  .description("jobs per queue and state, oldest ready age, jobs that died in the last minute")
+  .option("--json", "machine-readable output")
+  .option("--watch", "refresh every second until Ctrl-C")
+  .option("--queue <name>", "only this queue")
+  .action((options, command: Command) => inspectCommand(options, globals(command)));
+
+const dead = program.command("dead").description("jobs that exhausted their attempts");
+dead
+  .command("list")
+  .description("the most recent dead jobs, with their attempts and last error")
+  .option("--queue <name>", "only this queue")
+  .option("--limit <n>", "how many", integer(1, 100_000), 20)
+  .option("--json", "machine-readable output, with payloads and every error")
+  .action((options, command: Command) => deadListCommand(options, globals(command)));
+dead
+  .command("retry")
+  .description("move dead jobs back to the queue with fresh attempts, in one transaction (all of them if no filter)")
+  .option("--queue <name>", "only this queue")
+  .option("--id <id...>", "only these jobs", jobId)
+  .action((options, command: Command) => deadRetryCommand(options, globals(command)));
+dead
+  .command("purge")
+  .description("delete dead jobs")
+  .option("--queue <name>", "only this queue")
+  .option("--id <id...>", "only these jobs", jobId)
+  .option("--older-than <duration>", "only jobs that died at least this long ago, e.g. 7d, 12h", duration({ bareMs: false }))
+  .option("--yes", "confirm deleting every dead job (needed when no filter is given)")
+  .action((options, command: Command) => deadPurgeCommand(options, globals(command)));
+
+program
+  .command("demo")
+  .description("a one-minute tour: sample jobs run, fail, retry and die, on an embedded PostgreSQL unless DATABASE_URL is set")
+  .action((_options, command: Command) => demoCommand(globals(command)));
+
+async function run(): Promise<void> {
+  try {
+    await program.parseAsync();
+  } catch (error) {
+    const code = exitCodeFor(error);
+    if (code !== 0) {
+      process.stderr.write(`pgq: ${describeError(error, program.opts<GlobalOptions>().schema ?? DEFAULT_SCHEMA)}\n`);
+      const level = program.opts<GlobalOptions>().logLevel;
+      if ((level === "debug" || level === "trace") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    }
+    process.exitCode = code;
+  }
+}
+
+await run();

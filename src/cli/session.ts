@@ -1,0 +1,69 @@
+// The database side of every command: which database, a logger, and a connected Queue that
+// fails fast (a few seconds, naming host and port) when the database cannot be reached.
+import { pino, type Logger } from "pino";
+import { connect, type Queue } from "../client.js";
+import { assertReachable, openPool } from "../db.js";
+import { UsageError } from "./errors.js";
+import type { StatusLine } from "./status-line.js";
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  databaseUrl?: string;
+  schema: string;
+  logLevel?: string;
+}
+
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** connect() waits up to 10 s for the database; an operator at a terminal should hear sooner. */
+const REACHABLE_WITHIN_MS = 4000;
+
+export interface Session {
+  q: Queue;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export function databaseUrl(globals: GlobalOptions): string {
+  const url = globals.databaseUrl ?? process.env.DATABASE_URL;
+  if (!url) throw new UsageError("no database given: set DATABASE_URL or pass --database-url postgres://user@host:port/db");
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new UsageError("the database URL must start with postgres:// or postgresql://");
+  return url;
+}
+
+/** Logs go to stderr (stdout carries command output), through the status line if there is one. */
+export function createLogger(globals: GlobalOptions, defaultLevel: string, status?: StatusLine): Logger {
+  const level = globals.logLevel ?? defaultLevel;
+  return status?.enabled ? pino({ level }, status.asLogDestination()) : pino({ level }, pino.destination({ fd: 2, sync: true }));
+}
+
+/** Opens a pool of `poolSize` connections (a worker needs concurrency + 1) and connects. */
+export async function openSession(globals: GlobalOptions, log: Logger, poolSize = 4): Promise<Session> {
+  const sql = openPool(databaseUrl(globals), log, { max: poolSize });
+  let q: Queue;
+  try {
+    await assertReachable(sql, REACHABLE_WITHIN_MS);
+    q = await connect({ sql, schema: globals.schema, logger: log });
+  } catch (error) {
+    await sql.end({ timeout: 0 });
+    throw error;
+  }
+  return {
+    q,
+    log,
+    async close() {
+      await q.close();
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Runs `fn` with a session, and closes it whatever happens. */
+export async function withSession<T>(globals: GlobalOptions, log: Logger, fn: (s: Session) => Promise<T>): Promise<T> {
+  const session = await openSession(globals, log);
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,80 @@
+// pgq work <queue...> --handler <module>: runs a worker until SIGINT or SIGTERM.
+import type { Logger } from "pino";
+import type { ProcessingMode } from "../types.js";
+import type { PgqWorker } from "../worker.js";
+import { count } from "./format.js";
+import { loadHandlers } from "./handler-module.js";
+import { createLogger, openSession, type GlobalOptions } from "./session.js";
+import { stopOnSignals } from "./signals.js";
+import { Rate, StatusLine } from "./status-line.js";
+
+export interface WorkCommandOptions {
+  handler: string;
+  concurrency: number;
+  mode: ProcessingMode;
+  leaseMs?: number;
+  timeoutMs?: number;
+}
+
+/** Without a terminal, progress goes to the log this often. */
+const LOG_PROGRESS_EVERY_MS = 10_000;
+
+export async function workCommand(queues: string[], options: WorkCommandOptions, globals: GlobalOptions): Promise<void> {
+  const handlers = await loadHandlers(options.handler);
+  const status = new StatusLine();
+  const log = createLogger(globals, status.enabled ? "warn" : "info", status);
+  const session = await openSession(globals, log, options.concurrency + 2);
+  try {
+    const worker = session.q.work(queues, handlers, {
+      concurrency: options.concurrency,
+      mode: options.mode,
+      leaseMs: options.leaseMs,
+      timeoutMs: options.timeoutMs,
+    });
+    const stopped = stopOnSignals(worker, log, status);
+    const progress = reportProgress(worker, queues, options.concurrency, log, status);
+    await worker.ready;
+    log.info({ queues, concurrency: options.concurrency, mode: options.mode, worker: worker.name }, "worker started");
+    await stopped;
+    progress.stop();
+    log.info(progress.totals(), "worker stopped");
+  } finally {
+    await session.close();
+  }
+}
+
+function reportProgress(worker: PgqWorker, queues: string[], concurrency: number, log: Logger, status: StatusLine) {
+  let running = 0;
+  let completed = 0;
+  let failed = 0;
+  let dead = 0;
+  worker.on("started", () => running++);
+  worker.on("completed", () => (running--, completed++));
+  worker.on("failed", (_job, _error, outcome) => (running--, failed++, outcome === "dead" && dead++));
+  const rate = new Rate();
+  let perSecond = 0;
+  const totals = () => ({ completed, failed, dead });
+  const draw = () => {
+    perSecond = rate.sample(completed + failed);
+    if (status.enabled) {
+      status.update(
+        `pgq work ${queues.join(",")} · running ${running}/${concurrency} · processed ${count(completed)} · failed ${count(failed)}` +
+          `${dead ? ` (${count(dead)} dead)` : ""} · ${perSecond.toFixed(1)} jobs/s`,
+      );
+    }
+  };
+  const redraw = setInterval(draw, 1000);
+  const logTimer = status.enabled
+    ? undefined
+    : setInterval(() => log.info({ ...totals(), running, jobsPerSecond: Number(perSecond.toFixed(1)) }, "progress"), LOG_PROGRESS_EVERY_MS);
+  draw();
+  return {
+    totals,
+    stop() {
+      clearInterval(redraw);
+      clearInterval(logTimer);
+      draw();
+      status.end();
+    },
+  };
+}
