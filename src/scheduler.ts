@@ -12,8 +12,9 @@ import type { CatchUpPolicy } from "./types.js";
 export const SCHEDULER_CHECK_MS = 100;
 /** The longest a worker goes without looking for new or changed schedules. */
 const RECHECK_MS = 1_000;
-/** With catchUp "none", a tick found later than this was missed (no worker ran) and is skipped. */
-export const MISSED_AFTER_MS = 60_000;
+/** With catchUp "none", a tick found later than this, or after a later tick has come due too,
+ *  was missed (no worker ran at its time) and is skipped. */
+export const MISSED_AFTER_MS = 10_000;
 const BATCH = 100;
 const STATEMENT_BOUND_MS = 15_000;
 
@@ -22,6 +23,7 @@ interface DueSchedule {
   cron: string;
   timezone: string;
   catch_up: CatchUpPolicy;
+  next_tick_at: Date;
   /** next_tick_at as text, compared exactly in the compare-and-set (a Date keeps only ms). */
   expected: string;
   now: Date;
@@ -31,12 +33,12 @@ interface DueSchedule {
 /**
  * Enqueues the job of every schedule that is due, by database time. Several ticks due at once
  * (no worker ran for a while) get one job between them: for the latest of them, or, with
- * catchUp "none", none at all unless that tick is less than MISSED_AFTER_MS old. Returns how
- * long until the next look is needed.
+ * catchUp "none", none at all: then a tick runs only if it is the only one due and less than
+ * MISSED_AFTER_MS late. Returns how long until the next look is needed.
  */
 export async function runDueSchedules(sql: Sql, t: Tables, log: Logger): Promise<{ enqueued: string[]; nextInMs: number }> {
   const rows = await sql<DueSchedule[]>`
-    select name, cron, timezone, catch_up, next_tick_at::text as expected, now() as now,
+    select name, cron, timezone, catch_up, next_tick_at, next_tick_at::text as expected, now() as now,
            extract(epoch from next_tick_at - now()) * 1000 as due_in_ms
     from ${t.schedules}
     where next_tick_at <= now() + ${RECHECK_MS} * interval '1 millisecond'
@@ -65,7 +67,8 @@ async function enqueueTick(sql: Sql, t: Tables, row: DueSchedule, log: Logger): 
   const tick = tickAtOrBefore(cron, row.now)!;
   const next = tickAfter(cron, row.now);
   const lateMs = row.now.getTime() - tick.getTime();
-  const enqueue = row.catch_up === "latest" || lateMs <= MISSED_AFTER_MS;
+  const missedSome = tick.getTime() !== row.next_tick_at.getTime();
+  const enqueue = row.catch_up === "latest" || (!missedSome && lateMs <= MISSED_AFTER_MS);
   // The compare-and-set on next_tick_at is what makes a tick's job unique: concurrent
   // schedulers queue on the schedule's row lock, and once one has moved next_tick_at on, the
   // others' WHERE no longer matches (READ COMMITTED re-checks it on the new row version), so
