@@ -1,5 +1,6 @@
 // pgq inspect [--json] [--watch] [--queue Q]
 import type { Inspection } from "../inspect.js";
+import type { Subscription } from "../types.js";
 import { age, count, table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
 
@@ -15,8 +16,10 @@ export async function inspectCommand(options: InspectCommandOptions, globals: Gl
   const log = createLogger(globals, "warn");
   await withSession(globals, log, async ({ q }) => {
     const show = async () => {
-      const inspection = await q.inspect({ queue: options.queue });
-      return options.json ? JSON.stringify(inspection) : renderInspection(inspection);
+      const [inspection, subscriptions] = await Promise.all([q.inspect({ queue: options.queue }), q.subscriptions()]);
+      return options.json
+        ? JSON.stringify({ ...inspection, subscriptions })
+        : `${renderInspection(inspection)}\n\n${renderSubscriptions(subscriptions)}`;
     };
     if (!options.watch) {
       console.log(await show());
@@ -64,4 +67,10 @@ export function renderInspection(inspection: Inspection): string {
   if (anyEstimate) lines.push(`~ estimated from table statistics: exact counts stop at ${count(inspection.exactUpTo)}`);
   lines.push("completed and failed attempts are not kept by the schema (finished jobs are deleted): `pgq work` shows them live");
   return lines.join("\n");
+}
+
+/** Topic routing: which published topics reach which queue. */
+export function renderSubscriptions(subscriptions: Subscription[]): string {
+  if (subscriptions.length === 0) return "no topic subscriptions";
+  return table(["QUEUE", "TOPIC PATTERN"], subscriptions.map((s) => [s.queue, s.pattern]), [0, 1]);
 }

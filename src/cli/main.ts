@@ -8,6 +8,7 @@ import { enqueueCommand } from "./enqueue.js";
 import { describeError, exitCodeFor } from "./errors.js";
 import { inspectCommand } from "./inspect.js";
 import { migrateCommand } from "./migrate.js";
+import { scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from "./schedule.js";
 import { duration, integer, isoDate, jobId } from "./options.js";
 import { LOG_LEVELS, type GlobalOptions } from "./session.js";
 import { workCommand } from "./work.js";
@@ -89,6 +90,29 @@ dead
   .option("--yes", "confirm deleting every dead job (needed when no filter is given)")
   .action((options, command: Command) => deadPurgeCommand(options, globals(command)));
 
+const schedule = program.command("schedule").description("cron schedules: one job per tick, however many workers run");
+schedule
+  .command("list")
+  .description("every schedule, with its next and last tick")
+  .option("--json", "machine-readable output")
+  .action((options, command: Command) => scheduleListCommand(options, globals(command)));
+schedule
+  .command("add")
+  .description("create or update a schedule (5 cron fields, or 6 with seconds first)")
+  .argument("<name>", "the schedule's name")
+  .argument("<cron>", 'e.g. "*/5 * * * *" (quote it)')
+  .argument("<queue>", "the queue its jobs go to")
+  .argument("[json]", "the jobs' payload, as JSON (default null)")
+  .option("--timezone <zone>", "IANA time zone the expression is read in (default UTC)")
+  .addOption(new Option("--catch-up <policy>", "after downtime: one job for the missed ticks, or none").choices(["latest", "none"]))
+  .action((name: string, cron: string, queue: string, json: string | undefined, options, command: Command) =>
+    scheduleAddCommand(name, cron, queue, json, options, globals(command)));
+schedule
+  .command("remove")
+  .description("delete a schedule; jobs it already enqueued stay")
+  .argument("<name>", "the schedule's name")
+  .action((name: string, _options, command: Command) => scheduleRemoveCommand(name, globals(command)));
+
 program
   .command("demo")
   .description("a one-minute tour: sample jobs run, fail, retry and die, on an embedded PostgreSQL unless DATABASE_URL is set")
@@ -109,3 +133,6 @@ async function run(): Promise<void> {
 }
 
 await run();
+// A connection attempt to a host that drops packets outlives the command by its connect
+// timeout; the command is over, so leave now. (stdout and stderr are synchronous on Linux.)
+process.exit();
