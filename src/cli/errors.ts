@@ -20,7 +20,7 @@ export function exitCodeFor(error: unknown): number {
 
 /** The one line printed for an error, after "pgq: ". */
 export function describeError(error: unknown, schema: string): string {
-  if (error instanceof CommanderError) return `${error.message.replace(/^error: /, "")} (see pgq --help)`;
+  if (error instanceof CommanderError) return `${error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ")} (see pgq --help)`;
   if (error instanceof UsageError || error instanceof PgqError) return firstLine(error.message);
   const code = (error as { code?: unknown } | null)?.code;
   // undefined_table, invalid_schema_name: the schema was never migrated in this database.
