@@ -1,0 +1,120 @@
+// `npm run bench`: pgq beside graphile-worker and pg-boss (and a hand-written "ceiling"), on the
+// same PostgreSQL, each system on a fresh database per measurement, systems interleaved within
+// each repetition. Prints the medians and pgq's ratio to each peer.
+//
+//   npm run bench -- [--quick] [--reps N] [--only id,...] [--systems name,...] [--statements]
+//                    [--json FILE] [--scale] [--memory]
+//
+// --scale and --memory run pgq-only studies (claim cost at 10k and 5M rows; RSS over a 1M-job
+// drain) that take minutes each, so they run only when asked for.
+import { writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { Results } from "./report.js";
+import { drainStandard, drainTuned } from "./scenarios/drain.js";
+import { enqueueBatch, enqueueOne } from "./scenarios/enqueue.js";
+import { latency } from "./scenarios/latency.js";
+import { memoryStudy } from "./studies/memory.js";
+import { scaleStudy } from "./studies/scale.js";
+import type { Scenario } from "./scenarios/scenario.js";
+import { steady } from "./scenarios/steady.js";
+import { startBenchServer, type BenchServer } from "./server.js";
+import { ceilingSystem } from "./systems/ceiling.js";
+import { graphileWorkerSystem } from "./systems/graphile-worker.js";
+import { pgBossSystem } from "./systems/pg-boss.js";
+import { pgqSystem } from "./systems/pgq.js";
+import type { System } from "./systems/system.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    reps: { type: "string" },
+    only: { type: "string" },
+    systems: { type: "string" },
+    statements: { type: "boolean", default: false },
+    json: { type: "string" },
+    scale: { type: "boolean", default: false },
+    memory: { type: "boolean", default: false },
+  },
+});
+
+const pgqs = [pgqSystem("transaction"), pgqSystem("lease")];
+const peers = [graphileWorkerSystem, pgBossSystem];
+const allSystems: System[] = [...pgqs, ...peers, ceilingSystem];
+const allScenarios: Scenario[] = [enqueueOne, enqueueBatch, drainStandard, drainTuned, latency, steady];
+
+const reps = Number(flags.reps ?? 2);
+if (!Number.isInteger(reps) || reps < 1) usage("--reps needs a positive integer");
+const only = flags.only?.split(",");
+const scenarios = only ? allScenarios.filter((s) => only.includes(s.id)) : allScenarios;
+const systems = flags.systems ? allSystems.filter((s) => flags.systems!.split(",").includes(s.name)) : allSystems;
+const studiesOnly = (flags.scale || flags.memory) && !only;
+if (!studiesOnly && (scenarios.length === 0 || systems.length === 0)) {
+  usage(`nothing to run: scenarios are ${allScenarios.map((s) => s.id).join(", ")}; systems are ${allSystems.map((s) => `"${s.name}"`).join(", ")}`);
+}
+
+function usage(message: string): never {
+  console.error(`bench: ${message}`);
+  process.exit(2);
+}
+
+const server = await startBenchServer();
+// Never leave the server running: not on Ctrl-C, not when a queue library crashes the process.
+process.on("SIGINT", () => void server.stop().finally(() => process.exit(130)));
+process.on("uncaughtException", (error) => {
+  console.error(error);
+  void server.stop().finally(() => process.exit(1));
+});
+try {
+  console.log(`# ${new Date().toISOString()}  ${server.description}`);
+  if (!studiesOnly) await compare(server);
+  if (flags.scale) await scaleStudy(server, flags.quick);
+  if (flags.memory) await memoryStudy(server, flags.quick);
+} finally {
+  await server.stop();
+}
+
+async function compare(server: BenchServer): Promise<void> {
+  const templates = new Map<System, string>();
+  for (const [k, system] of systems.entries()) {
+    const name = `bench_template_${k}`;
+    await system.install(await server.createDatabase(name));
+    templates.set(system, name);
+  }
+  const results = new Results();
+  const startedAt = Date.now();
+  for (let rep = 0; rep < reps; rep++) {
+    for (const scenario of scenarios) {
+      // Rotate the order each repetition so no system always runs first (or last) in a scenario.
+      const order = systems.map((_, k) => systems[(k + rep) % systems.length]!);
+      for (const system of order) {
+        const name = `bench_run`;
+        const url = await server.createDatabase(name, templates.get(system));
+        const conn = await system.connect(url);
+        try {
+          const values = await scenario.run({
+            conn,
+            url,
+            quick: flags.quick,
+            statementStats: server.statementStats,
+            showStatements: flags.statements,
+          });
+          for (const metric of scenario.metrics) {
+            if (values[metric.key] !== undefined) results.add(metric, system.name, values[metric.key]!);
+          }
+          const shown = scenario.metrics.filter((m) => values[m.key] !== undefined).map((m) => `${m.key}=${values[m.key]!.toFixed(2)}`);
+          console.log(`rep ${rep + 1}/${reps}  ${scenario.id.padEnd(13)} ${system.name.padEnd(16)} ${shown.join("  ")}`);
+        } finally {
+          await conn.close();
+          await server.dropDatabase(name);
+        }
+      }
+    }
+  }
+  for (const name of templates.values()) await server.dropDatabase(name);
+  const names = systems.map((s) => s.name);
+  console.log(`\n${reps} repetition(s), ${((Date.now() - startedAt) / 1000).toFixed(0)} s; medians:\n`);
+  console.log(results.table(names, pgqs.map((s) => s.name).filter((n) => names.includes(n)), peers.map((s) => s.name).filter((n) => names.includes(n))));
+  console.log("\nSettings:");
+  for (const system of systems) console.log(`- ${system.name}: standard: ${system.settings.standard}; tuned: ${system.settings.tuned}`);
+  if (flags.json) await writeFile(flags.json, JSON.stringify(results, null, 2));
+}

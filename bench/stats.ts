@@ -1,0 +1,10 @@
+// Order statistics over samples.
+
+/** The q-quantile (0..1) by the nearest-rank method; NaN for no samples. */
+export function quantile(samples: number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+export const median = (samples: number[]) => quantile(samples, 0.5);

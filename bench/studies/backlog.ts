@@ -1,0 +1,43 @@
+// pgq-only helpers for the studies: a backlog filled in SQL (millions of rows in one statement,
+// not through the client), and a timed drain of part of it by a pgq worker.
+import type { Sql } from "postgres";
+import { Countdown, now } from "../clock.js";
+import { connect } from "../../src/index.js";
+import type { WorkOptions } from "../../src/types.js";
+import { QUEUE } from "../systems/system.js";
+
+/** Adds `rows` ready jobs to pgq.jobs in slices, so that no one transaction grows huge. */
+export async function fillBacklog(sql: Sql, rows: number): Promise<void> {
+  const slice = 500_000;
+  for (let from = 0; from < rows; from += slice) {
+    await sql`
+      insert into pgq.jobs (queue, payload)
+      select ${QUEUE}, jsonb_build_object('i', g) from generate_series(${from + 1}::int, ${Math.min(rows, from + slice)}::int) g`;
+  }
+  await sql`vacuum analyze pgq.jobs`;
+}
+
+export interface DrainResult {
+  jobs: number;
+  seconds: number;
+  rate: number;
+}
+
+/** Runs a pgq worker until it has handled `jobs` jobs (or `boundMs` passes); `sample` runs every second. */
+export async function timedDrain(url: string, options: WorkOptions, jobs: number, boundMs: number, sample?: () => void): Promise<DrainResult> {
+  const q = await connect({ databaseUrl: url });
+  const done = new Countdown(jobs);
+  const timer = sample && setInterval(sample, 1000);
+  try {
+    const start = now();
+    const worker = q.work(QUEUE, () => done.tick(), options);
+    await worker.ready;
+    await done.wait(boundMs);
+    const seconds = (now() - start) / 1000;
+    await worker.stop();
+    return { jobs: done.count, seconds, rate: done.count / seconds };
+  } finally {
+    clearInterval(timer);
+    await q.close();
+  }
+}
