@@ -13,7 +13,7 @@ export class StatusLine {
 
   update(text: string): void {
     if (!this.enabled) return;
-    this.text = text.slice(0, Math.max(10, (this.stream.columns ?? 80) - 1));
+    this.text = text.slice(0, (this.stream.columns || 120) - 1);
     this.stream.write(`\r\x1b[2K${this.text}`);
   }
 
