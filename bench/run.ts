@@ -58,8 +58,8 @@ function usage(message: string): never {
 }
 
 const server = await startBenchServer();
-// Never leave the server running: not on Ctrl-C, not when a queue library crashes the process.
-process.on("SIGINT", () => void server.stop().finally(() => process.exit(130)));
+// Never leave the server running: not on Ctrl-C or a timeout's SIGTERM, not when a queue library crashes the process.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void server.stop().finally(() => process.exit(130)));
 process.on("uncaughtException", (error) => {
   console.error(error);
   void server.stop().finally(() => process.exit(1));
@@ -109,12 +109,19 @@ async function compare(server: BenchServer): Promise<void> {
         }
       }
     }
+    // A run cut short (a timeout, a crash) still leaves the medians so far.
+    if (rep < reps - 1) printTable(results);
   }
   for (const name of templates.values()) await server.dropDatabase(name);
-  const names = systems.map((s) => s.name);
   console.log(`\n${reps} repetition(s), ${((Date.now() - startedAt) / 1000).toFixed(0)} s; medians:\n`);
-  console.log(results.table(names, pgqs.map((s) => s.name).filter((n) => names.includes(n)), peers.map((s) => s.name).filter((n) => names.includes(n))));
+  printTable(results);
   console.log("\nSettings:");
   for (const system of systems) console.log(`- ${system.name}: standard: ${system.settings.standard}; tuned: ${system.settings.tuned}`);
   if (flags.json) await writeFile(flags.json, JSON.stringify(results, null, 2));
+}
+
+function printTable(results: Results): void {
+  const names = systems.map((s) => s.name);
+  const present = (list: System[]) => list.map((s) => s.name).filter((n) => names.includes(n));
+  console.log(results.table(names, present(pgqs), present(peers)));
 }
