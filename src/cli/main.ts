@@ -123,7 +123,8 @@ async function run(): Promise<void> {
     await program.parseAsync();
   } catch (error) {
     const code = exitCodeFor(error);
-    if (code !== 0) {
+    // "commander.help": a command group given without its subcommand; its help is already shown.
+    if (code !== 0 && (error as { code?: string }).code !== "commander.help") {
       process.stderr.write(`pgq: ${describeError(error, program.opts<GlobalOptions>().schema ?? DEFAULT_SCHEMA)}\n`);
       const level = program.opts<GlobalOptions>().logLevel;
       if ((level === "debug" || level === "trace") && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
