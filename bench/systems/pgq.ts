@@ -5,8 +5,9 @@ import type { WorkOptions } from "../../src/types.js";
 import { QUEUE, STANDARD_CONCURRENCY, type BenchPayload, type Profile, type System } from "./system.js";
 
 // Lease mode completes in batches and needs no connection per slot, so it takes far more
-// concurrency than transaction mode, which holds a connection (and a transaction) per job.
-const TUNED_CONCURRENCY = { transaction: 32, lease: 256 } as const;
+// concurrency than transaction mode, which holds a connection (and a transaction) per job:
+// 1000 (the most pgq allows) drained about 15% faster than 256 here.
+const TUNED_CONCURRENCY = { transaction: 32, lease: 1000 } as const;
 
 export function pgqSystem(mode: "transaction" | "lease"): System {
   const options: Record<Profile, WorkOptions> = {
