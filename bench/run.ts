@@ -87,7 +87,7 @@ async function compare(server: BenchServer): Promise<void> {
       // Rotate the order each repetition so no system always runs first (or last) in a scenario.
       const order = systems.map((_, k) => systems[(k + rep) % systems.length]!);
       for (const system of order) {
-        const name = `bench_run`;
+        const name = "bench_run";
         const url = await server.createDatabase(name, templates.get(system));
         const conn = await system.connect(url);
         try {
