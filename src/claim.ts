@@ -70,3 +70,21 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
               j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms`;
 }
+
+/**
+ * How many ms until the next job of these queues comes due (database time), or null if none
+ * waits. An idle worker asks on start and after each poll that found nothing, so it sleeps
+ * exactly until then; notifications tell it of delayed jobs enqueued in the meantime. No
+ * index is ordered by run_at alone, so this reads the queue's waiting entries of jobs_claim:
+ * that is why it runs only when a worker is idle, at most once per poll.
+ */
+export async function nextDueInMs(sql: Sql, t: Tables, queues: string[]): Promise<number | null> {
+  const [row] = await sql<{ ms: number | null }[]>`
+    select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8 as ms
+    from ${t.jobs} j
+    where j.queue = any(${queues}::text[])
+      and j.locked_until is null
+      and j.run_at > now()
+      and not j.group_waiting`;
+  return row?.ms ?? null;
+}

@@ -1,7 +1,7 @@
 // connect(): the Queue object behind pgq's public API.
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
-import { assertReachable, openPool } from "./db.js";
+import { assertReachable, openPool, type ConnectionSource } from "./db.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./dead-jobs.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
 import { ValidationError } from "./errors.js";
@@ -109,23 +109,18 @@ class Client implements Queue {
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
     const settings = workerSettings(queueOrQueues, handler, options);
     const log = this.log;
-    // A worker needs a connection per slot in transaction mode, plus one for claims and renewals.
-    const needed = settings.concurrency + 1;
+    const connection = this.url ?? (this.sql.options as unknown as ConnectionSource);
     let sql = this.sql;
     let closePool: (() => Promise<void>) | undefined;
     if (this.url) {
-      sql = openPool(this.url, log, { max: needed + 1 });
+      // Transaction-mode slots have connections of their own; lease-mode handlers share this pool.
+      sql = openPool(this.url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3 });
       closePool = () => sql.end({ timeout: 5 });
-    } else if (settings.mode === "transaction" && (this.sql.options.max ?? 10) < needed) {
-      log.warn(
-        { poolSize: this.sql.options.max, concurrency: settings.concurrency },
-        `the pool has fewer connections than concurrency + 1 (${needed}); jobs will wait for connections: raise the pool's max`,
-      );
     }
     const listener = settings.listen
-      ? new Listener(this.url ?? (this.sql.options as never), readyChannel(this.schema), log)
+      ? new Listener(connection, readyChannel(this.schema), log)
       : undefined;
-    const worker = new PgqWorker(settings, handler, { sql, closePool, listener, tables: tables(sql, this.schema), log });
+    const worker = new PgqWorker(settings, handler, { sql, connection, closePool, listener, tables: tables(sql, this.schema), log });
     this.workers.add(worker);
     void worker.ready.then(undefined, () => undefined);
     return worker;

@@ -29,6 +29,16 @@ export function openPool(url: string, log: Logger, overrides: PostgresOptions = 
   return postgres(url, poolOptions(log, overrides));
 }
 
+/** Where pgq may open connections of its own: a URL, or the options of the caller's pool. */
+export type ConnectionSource = string | PostgresOptions;
+
+/** A postgres.js instance for the same database as `source`, with `overrides` applied. */
+export function openConnection(source: ConnectionSource, log: Logger, overrides: PostgresOptions): Sql {
+  return typeof source === "string"
+    ? postgres(source, poolOptions(log, overrides))
+    : postgres({ ...source, ...overrides });
+}
+
 /** Where a pool connects, for error messages: host:port. */
 export function describeTarget(sql: Sql): string {
   const { host, port } = sql.options as unknown as { host: string[]; port: number[] };

@@ -6,9 +6,9 @@
 // long as it takes, and reported with a "restored" event, on which the worker fetches at once
 // whatever was enqueued while it was deaf.
 import { EventEmitter } from "node:events";
-import postgres, { type Sql } from "postgres";
+import type { Sql } from "postgres";
 import type { Logger } from "pino";
-import { bounded, poolOptions } from "./db.js";
+import { bounded, openConnection, type ConnectionSource } from "./db.js";
 import { quoteIdent } from "./schema.js";
 
 const LISTEN_TIMEOUT_MS = 10_000;
@@ -28,14 +28,12 @@ export class Listener extends EventEmitter<ListenerEvents> {
   private reconnecting: Promise<void> | undefined;
 
   constructor(
-    connection: string | postgres.Options<Record<string, postgres.PostgresType>>,
+    connection: ConnectionSource,
     private readonly channel: string,
     private readonly log: Logger,
   ) {
     super();
-    const options = {
-      ...poolOptions(log),
-      ...(typeof connection === "string" ? {} : connection),
+    this.sql = openConnection(connection, log, {
       max: 1,
       idle_timeout: 0,
       max_lifetime: null,
@@ -44,8 +42,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         if (ch === this.channel) this.emit("notify", payload);
       },
       onclose: () => this.connectionClosed(),
-    };
-    this.sql = typeof connection === "string" ? postgres(connection, options) : postgres(options);
+    } as never);
   }
 
   /** Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the background. */

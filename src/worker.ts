@@ -11,12 +11,12 @@ import { performance } from "node:perf_hooks";
 import { inspect } from "node:util";
 import type { Sql } from "postgres";
 import type { Logger } from "pino";
-import { claimJobs, type ClaimedJob } from "./claim.js";
+import { claimJobs, nextDueInMs, type ClaimedJob } from "./claim.js";
 import { completeInTransaction, completeJobs } from "./complete.js";
-import { trackBackend } from "./backend.js";
-import { bounded } from "./db.js";
+import { bounded, type ConnectionSource } from "./db.js";
 import { JobTimeoutError, LeaseLostError, PgqError, ValidationError, WorkerStoppedError } from "./errors.js";
 import { failJobs } from "./fail.js";
+import { JobConnection } from "./job-connection.js";
 import type { Listener } from "./listener.js";
 import { releaseJobs } from "./release.js";
 import { renewLeases } from "./renew.js";
@@ -84,7 +84,10 @@ export function workerSettings(queueOrQueues: string | string[], handlers: Handl
 }
 
 export interface WorkerDeps {
+  /** For claims, renewals, completions and failures, and lease-mode handlers' ctx.sql. */
   sql: Sql;
+  /** Where transaction-mode slots open their own connections. */
+  connection: ConnectionSource;
   closePool?: () => Promise<void>;
   listener: Listener | undefined;
   tables: Tables;
@@ -112,6 +115,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   readonly ready: Promise<void>;
   private readonly running = new Map<string, Running>();
   private readonly executions = new Set<Promise<void>>();
+  /** Transaction mode: one connection per slot, idle ones here. */
+  private readonly idleConnections: JobConnection[] = [];
+  private readonly connections: JobConnection[] = [];
   private readonly log: Logger;
   private readonly completer: Completer;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -185,6 +191,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       clearTimeout(this.graceTimer);
       this.timers.forEach(clearInterval);
       await this.completer.idle();
+      await Promise.all(this.connections.map((c) => c.close()));
       await this.deps.listener?.close();
       await this.deps.closePool?.();
       this.log.debug("worker stopped");
@@ -198,6 +205,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
 
   private async loop(firstClaim: () => void): Promise<void> {
     let dbFailures = 0;
+    // On start and after each poll: if the claim finds nothing, ask when the next job is due.
+    let askWhenDue = true;
     this.nextPollAt = performance.now() + this.settings.pollIntervalMs;
     while (!this.stopping) {
       const free = this.settings.concurrency - this.running.size;
@@ -220,6 +229,11 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
           if (jobs.length === free) this.pending = true;
           for (const job of jobs) this.track(this.execute(job));
           if (jobs.length > 0) this.emit("claimed", jobs.length);
+          if (askWhenDue && jobs.length < free) {
+            const dueInMs = await bounded(nextDueInMs(this.deps.sql, this.deps.tables, this.settings.queues), STATEMENT_BOUND_MS, "finding the next due job");
+            if (dueInMs !== null) this.wakeIn(dueInMs);
+          }
+          askWhenDue = false;
         } catch (error) {
           this.pending = true;
           const retryInMs = Math.min(DB_RETRY_MAX_MS, 100 * 2 ** Math.min(dbFailures++, 10));
@@ -234,6 +248,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       await this.sleep(Math.max(0, this.nextPollAt - performance.now()));
       if (performance.now() >= this.nextPollAt) {
         this.pending = true;
+        askWhenDue = true;
         this.nextPollAt = performance.now() + this.settings.pollIntervalMs;
       }
     }
@@ -256,6 +271,12 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const wakeUp = this.wakeUp;
     this.wakeUp = undefined;
     wakeUp?.();
+  }
+
+  private newConnection(): JobConnection {
+    const connection = new JobConnection(this.deps.connection, this.log);
+    this.connections.push(connection);
+    return connection;
   }
 
   /** Claims again in `ms`: a delayed job or a retry comes due then. */
@@ -290,21 +311,21 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       const handler = this.handlerFor(job.queue);
       const { sql, tables } = this.deps;
       if (this.settings.mode === "transaction") {
-        const transaction = sql.begin(async (rawTx) => {
-          const { tx, cancelRunning } = trackBackend(rawTx);
-          // An aborted attempt must roll back now, not when the handler's slow query ends.
-          const cancel = () => {
-            if (!entry.finishing) cancelRunning(sql).catch((e) => log.warn({ err: e }, "could not cancel the handler's query"));
-          };
-          signal.addEventListener("abort", cancel, { once: true });
-          try {
-            await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
-          } finally {
-            signal.removeEventListener("abort", cancel);
-          }
+        const connection = this.idleConnections.pop() ?? this.newConnection();
+        // An aborted attempt must roll back now, not when the handler's slow query ends.
+        const cancel = () => {
+          if (!entry.finishing) connection.cancelRunning(sql).catch((e: unknown) => log.warn({ err: e }, "could not cancel the handler's query"));
+        };
+        signal.addEventListener("abort", cancel, { once: true });
+        const transaction = connection.transaction(async (tx) => {
+          await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
           entry.finishing = true;
-          if (!(await completeInTransaction(rawTx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
+          if (!(await completeInTransaction(tx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
         });
+        void transaction.finally(() => {
+          signal.removeEventListener("abort", cancel);
+          this.idleConnections.push(connection);
+        }).catch(() => undefined);
         await bounded(transaction, (timeoutMs ?? this.settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
       } else {
         await untilAborted(() => handler(job, { sql, signal, log }), signal);

@@ -1,0 +1,114 @@
+// The connection a transaction-mode slot runs its jobs' transactions on.
+//
+// Each slot owns one connection (a postgres.js instance with max: 1) instead of borrowing
+// from a shared pool, for three reasons:
+//
+// 1. postgres.js 3.4.9 crashes the process when anything is written on a reserved connection
+//    after its socket closed (porsager/postgres#1208, #1154: an uncatchable TypeError in
+//    nextWrite). sql.begin() itself writes ROLLBACK when its callback rejects. With its own
+//    instance the slot learns of the close synchronously (the onclose option runs inside
+//    the driver's close handler, before any promise continuation), and from then on neither
+//    pgq nor the handler writes on it: the handler's queries are refused, and the callback
+//    never settles, so the driver never sends its ROLLBACK (the server has rolled back).
+// 2. A connection that closed with a write still buffered is left unusable by the same
+//    driver version (its write timer is never reset), so a dead slot connection is replaced
+//    by a new instance rather than reconnected.
+// 3. Knowing the backend's pid lets a timed-out attempt's running query be cancelled, so its
+//    transaction rolls back now rather than whenever the query would have ended.
+import type { Logger } from "pino";
+import type { Sql, TransactionSql } from "postgres";
+import { openConnection, type ConnectionSource } from "./db.js";
+import { PgqError } from "./errors.js";
+
+export class ConnectionLostError extends PgqError {
+  constructor() {
+    super("DATABASE_UNREACHABLE", "the job's database connection was lost; its transaction was rolled back");
+  }
+}
+
+type Scope = (tx: TransactionSql) => Promise<unknown>;
+
+export class JobConnection {
+  private sql: Sql;
+  private dead = false;
+  private pid: number | undefined;
+
+  constructor(
+    private readonly source: ConnectionSource,
+    private readonly log: Logger,
+  ) {
+    this.sql = this.open();
+  }
+
+  private open(): Sql {
+    this.dead = false;
+    this.pid = undefined;
+    const sql = openConnection(this.source, this.log, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      onclose: () => {
+        this.dead = true;
+      },
+    });
+    // Once per connection, not per job: the pid a cancel needs.
+    sql<{ pid: number }[]>`select pg_backend_pid() as pid`.then(([row]) => (this.pid = row?.pid), () => undefined);
+    return sql;
+  }
+
+  /**
+   * Runs `fn` in a transaction on this slot's connection. If the connection dies, the result
+   * rejects with the driver's error and the connection is replaced before the next use.
+   */
+  async transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    if (this.dead) {
+      void this.sql.end({ timeout: 0 }).catch(() => undefined);
+      this.sql = this.open();
+    }
+    return this.sql.begin((tx) => this.guarded(fn as Scope)(tx)) as Promise<T>;
+  }
+
+  /** Cancels the statement running on this connection, if any, from another connection. */
+  async cancelRunning(pool: Sql): Promise<void> {
+    if (this.pid !== undefined && !this.dead) await pool`select pg_cancel_backend(${this.pid})`;
+  }
+
+  async close(): Promise<void> {
+    await this.sql.end({ timeout: 1 }).catch(() => undefined);
+  }
+
+  // Wraps a transaction scope: its queries go through the guard, and once the connection is
+  // dead the scope never settles, so postgres.js writes nothing more on it.
+  private guarded(fn: Scope): Scope {
+    return async (tx) => {
+      try {
+        return await fn(this.guard(tx));
+      } catch (error) {
+        if (this.dead) return new Promise(() => undefined);
+        throw error;
+      }
+    };
+  }
+
+  private guard(tx: TransactionSql): TransactionSql {
+    const refuse = () => Promise.reject(new ConnectionLostError());
+    return new Proxy(tx, {
+      apply: (target, self, args) => (this.dead ? refuse() : Reflect.apply(target as never, self, args)),
+      get: (target, prop, receiver) => {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== "function") return value;
+        if (prop === "unsafe" || prop === "file") {
+          return (...args: unknown[]) => (this.dead ? refuse() : (value as (...a: unknown[]) => unknown).apply(target, args));
+        }
+        if (prop === "savepoint") {
+          return (...args: unknown[]) => {
+            if (this.dead) return refuse();
+            const fn = args.pop() as Scope;
+            return (value as (...a: unknown[]) => unknown).apply(target, [...args, this.guarded(fn)]);
+          };
+        }
+        return value;
+      },
+    });
+  }
+}
