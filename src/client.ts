@@ -111,16 +111,17 @@ class Client implements Queue {
     const log = this.log;
     const connection = this.url ?? (this.sql.options as unknown as ConnectionSource);
     let sql = this.sql;
-    let closePool: (() => Promise<void>) | undefined;
+    let reopenPool: (() => Sql) | undefined;
     if (this.url) {
+      const url = this.url;
       // Transaction-mode slots have connections of their own; lease-mode handlers share this pool.
-      sql = openPool(this.url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3 });
-      closePool = () => sql.end({ timeout: 5 });
+      reopenPool = () => openPool(url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3 });
+      sql = reopenPool();
     }
     const listener = settings.listen
       ? new Listener(connection, readyChannel(this.schema), log)
       : undefined;
-    const worker = new PgqWorker(settings, handler, { sql, connection, closePool, listener, tables: tables(sql, this.schema), log });
+    const worker = new PgqWorker(settings, handler, { sql, connection, reopenPool, listener, tables: tables(sql, this.schema), log });
     this.workers.add(worker);
     void worker.ready.then(undefined, () => undefined);
     return worker;

@@ -85,7 +85,8 @@ function handle(binDir: string, dataDir: string, port: number, started: boolean)
       if (existsSync(join(dataDir, "postmaster.pid"))) await pgCtl(["-m", mode, "-w", "-t", "60", "stop"]);
     },
     async restart(mode = "fast") {
-      await pgCtl(["-m", mode, "-w", "-t", "60", "restart"]);
+      // -l again: otherwise the new server writes to pg_ctl's pipes, and pg_ctl never seems to end.
+      await pgCtl(["-m", mode, "-l", join(dataDir, "server.log"), "-w", "-t", "60", "restart"]);
     },
   };
 }

@@ -95,7 +95,8 @@ export class Scheduler {
   private nextRunAt = 0;
 
   constructor(
-    private readonly sql: Sql,
+    /** A getter: the worker may replace its pool (see PgqWorker.recyclePool). */
+    private readonly sql: () => Sql,
     private readonly t: Tables,
     private readonly log: Logger,
   ) {}
@@ -103,7 +104,7 @@ export class Scheduler {
   async runIfDue(): Promise<void> {
     if (performance.now() < this.nextRunAt) return;
     try {
-      const { nextInMs } = await bounded(runDueSchedules(this.sql, this.t, this.log), STATEMENT_BOUND_MS, "enqueuing due schedules");
+      const { nextInMs } = await bounded(runDueSchedules(this.sql(), this.t, this.log), STATEMENT_BOUND_MS, "enqueuing due schedules");
       this.nextRunAt = performance.now() + nextInMs;
     } catch (error) {
       this.log.warn({ err: error }, "looking for due schedules failed; trying again");

@@ -14,7 +14,7 @@ import type { Logger } from "pino";
 import { claimJobs, nextDueInMs, type ClaimedJob } from "./claim.js";
 import { completeInTransaction, completeJobs } from "./complete.js";
 import { bounded, type ConnectionSource } from "./db.js";
-import { JobTimeoutError, LeaseLostError, PgqError, ValidationError, WorkerStoppedError } from "./errors.js";
+import { DatabaseTimeoutError, JobTimeoutError, LeaseLostError, PgqError, ValidationError, WorkerStoppedError } from "./errors.js";
 import { failJobs } from "./fail.js";
 import { JobConnection } from "./job-connection.js";
 import type { Listener } from "./listener.js";
@@ -88,7 +88,8 @@ export interface WorkerDeps {
   sql: Sql;
   /** Where transaction-mode slots open their own connections. */
   connection: ConnectionSource;
-  closePool?: () => Promise<void>;
+  /** Set when pgq opened the pool: opens a fresh one to replace a pool that stopped answering. */
+  reopenPool?: () => Sql;
   listener: Listener | undefined;
   tables: Tables;
   log: Logger;
@@ -139,7 +140,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     super();
     this.name = settings.name;
     this.log = deps.log.child({ worker: settings.name });
-    this.completer = new Completer(deps.sql, deps.tables);
+    this.completer = new Completer(() => this.deps.sql, deps.tables);
     this.ready = this.start();
   }
 
@@ -160,7 +161,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.every(heartbeatMs, () => this.renew());
     this.every(Math.max(this.settings.pollIntervalMs, 1000), () => this.rescue());
     // Every worker enqueues due cron ticks; the database keeps it to one job per tick.
-    const scheduler = new Scheduler(this.deps.sql, this.deps.tables, this.log);
+    const scheduler = new Scheduler(() => this.deps.sql, this.deps.tables, this.log);
     this.every(SCHEDULER_CHECK_MS, () => scheduler.runIfDue());
     let firstClaim!: () => void;
     const claimed = new Promise<void>((resolve) => (firstClaim = resolve));
@@ -193,7 +194,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       await this.completer.idle();
       await Promise.all(this.connections.map((c) => c.close()));
       await this.deps.listener?.close();
-      await this.deps.closePool?.();
+      if (this.deps.reopenPool) await this.deps.sql.end({ timeout: 5 });
       this.log.debug("worker stopped");
     })();
     return this.stopped;
@@ -238,6 +239,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
           this.pending = true;
           const retryInMs = Math.min(DB_RETRY_MAX_MS, 100 * 2 ** Math.min(dbFailures++, 10));
           this.log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
+          if (error instanceof DatabaseTimeoutError) this.recyclePool();
           firstClaim();
           await this.sleep(retryInMs);
           continue;
@@ -271,6 +273,20 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const wakeUp = this.wakeUp;
     this.wakeUp = undefined;
     wakeUp?.();
+  }
+
+  /**
+   * Replaces a pool whose statements stopped settling. After a connection dies with a write
+   * still buffered, postgres.js 3.4.9 never flushes that connection again (its write timer is
+   * not reset), so its later statements hang until the bound; a fresh pool does not have it.
+   */
+  private recyclePool(): void {
+    const { reopenPool } = this.deps;
+    if (!reopenPool) return;
+    const old = this.deps.sql;
+    this.deps.sql = reopenPool();
+    void old.end({ timeout: 0 }).catch(() => undefined);
+    this.log.warn("replaced the worker's connection pool after a statement did not settle");
   }
 
   private newConnection(): JobConnection {
@@ -493,7 +509,7 @@ class Completer {
   private flushing: Promise<void> | undefined;
 
   constructor(
-    private readonly sql: Sql,
+    private readonly sql: () => Sql,
     private readonly tables: Tables,
   ) {}
 
@@ -513,7 +529,7 @@ class Completer {
       const batch = this.waiting.splice(0, 1000);
       try {
         const done = await bounded(
-          completeJobs(this.sql, this.tables, batch.map((b) => b.id), batch.map((b) => b.token)),
+          completeJobs(this.sql(), this.tables, batch.map((b) => b.id), batch.map((b) => b.token)),
           STATEMENT_BOUND_MS,
           "completing jobs",
         );
