@@ -1,8 +1,9 @@
 // Workers SIGKILLed at random under load: nothing is lost, and in transaction mode nothing
 // is done twice.
 import assert from "node:assert/strict";
-import { fork, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { test } from "node:test";
+import { startCli } from "./helpers/cli.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -14,12 +15,15 @@ const WORKERS = 3;
 const CONCURRENCY = 8;
 const CHAOS_MS = 12_000;
 
+/** A real `pgq work` process. */
 function startWorker(queue: string, mode: string): ChildProcess {
-  return fork("test/fixtures/worker.ts", [queue, mode, "1000", String(CONCURRENCY)], {
-    env: { ...process.env, DATABASE_URL: url },
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
-  });
+  const child = startCli(
+    ["work", queue, "--handler", "test/fixtures/chaos-handler.mjs", "--mode", mode, "--lease-ms", "1000", "--concurrency", String(CONCURRENCY)],
+    { databaseUrl: url },
+  );
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return child;
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -29,7 +33,7 @@ function exited(child: ChildProcess): Promise<void> {
 for (const mode of ["transaction", "lease"]) {
   test(`chaos, ${mode} mode: ${WORKERS} workers x ${CONCURRENCY}, one SIGKILLed about every second`, async () => {
     const queue = `chaos-${mode}`;
-    const ids = await q.enqueueMany(queue, Array.from({ length: JOBS }, () => ({ effect: true, sleepMs: 40 })));
+    const ids = await q.enqueueMany(queue, Array.from({ length: JOBS }, () => ({ sleepMs: 40 })));
     const workers = Array.from({ length: WORKERS }, () => startWorker(queue, mode));
     let kills = 0;
     const chaosEnds = Date.now() + CHAOS_MS;
