@@ -7,6 +7,7 @@
 // recursive CTEs that read better as written.
 import type { PendingQuery, Row as PgRow, Sql } from "postgres";
 import { tables, type Tables } from "./tables.js";
+import type { QueueStats } from "./types.js";
 import { assertInteger, assertQueueName } from "./validate.js";
 
 export interface InspectOptions {
@@ -18,15 +19,7 @@ export interface InspectOptions {
 
 export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "dead" | "diedLastMinute";
 
-export interface QueueInspection {
-  queue: string;
-  ready: number;
-  scheduled: number;
-  running: number;
-  retrying: number;
-  dead: number;
-  /** How long the oldest ready job has waited; null when none is ready. */
-  oldestReadyAgeMs: number | null;
+export interface QueueInspection extends QueueStats {
   /** Jobs that moved to dead_jobs in the last minute. */
   diedLastMinute: number;
   /**

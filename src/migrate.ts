@@ -65,20 +65,25 @@ export function renderMigration(migration: Migration, schema: string): string {
   return migration.body.replace(/:PGQ_SCHEMA\b/g, quoteIdent(schema));
 }
 
+/** The schema and the table where pgq records applied migrations (also in `pgq migrate --print`). */
+export function bookkeepingSql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `create schema if not exists ${s};
+create table if not exists ${s}.migrations (
+  filename      text primary key,
+  hash          text not null unique,
+  previous_hash text references ${s}.migrations (hash),
+  applied_at    timestamptz not null default now()
+);`;
+}
+
 /** Brings the schema up to date; safe to call from many processes at once. Returns what it applied. */
 export async function migrate(sql: Sql, schema: string): Promise<string[]> {
   const migrations = await committedMigrations();
   const s = quoteIdent(schema);
   return sql.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext('pgq.migrate'), hashtext(${schema}))`;
-    await tx.unsafe(`
-      create schema if not exists ${s};
-      create table if not exists ${s}.migrations (
-        filename      text primary key,
-        hash          text not null unique,
-        previous_hash text references ${s}.migrations (hash),
-        applied_at    timestamptz not null default now()
-      )`);
+    await tx.unsafe(bookkeepingSql(schema));
     const applied = await tx.unsafe<{ filename: string; hash: string }[]>(
       `select filename, hash from ${s}.migrations order by filename`,
     );

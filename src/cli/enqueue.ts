@@ -80,7 +80,8 @@ async function enqueueFile(q: Queue, queue: string, file: string, options: Enque
   return ids;
 }
 
-function parseJson(text: string, what: string): unknown {
+/** A JSON argument from the command line; bad JSON is a usage error. */
+export function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {

@@ -1,5 +1,5 @@
 // pgq migrate [--print]
-import { committedMigrations, renderMigration } from "../migrate.js";
+import { bookkeepingSql, committedMigrations, renderMigration } from "../migrate.js";
 import { quoteIdent } from "../schema.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
 
@@ -24,13 +24,7 @@ async function migrationScript(schema: string): Promise<string> {
   const parts = [
     `-- pgq's schema ${s}, written by \`pgq migrate --print\`. Apply it once, in one transaction.`,
     "begin;",
-    `create schema if not exists ${s};`,
-    `create table if not exists ${s}.migrations (
-  filename      text primary key,
-  hash          text not null unique,
-  previous_hash text references ${s}.migrations (hash),
-  applied_at    timestamptz not null default now()
-);`,
+    bookkeepingSql(schema),
   ];
   for (const m of await committedMigrations()) {
     parts.push(

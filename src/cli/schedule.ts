@@ -1,6 +1,7 @@
 // pgq schedule list|add|remove: the cron schedules every worker turns into jobs.
 import type { Schedule } from "../types.js";
 import { UsageError } from "./errors.js";
+import { parseJson } from "./enqueue.js";
 import { table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
 
@@ -22,14 +23,7 @@ export async function scheduleAddCommand(
   options: ScheduleAddOptions,
   globals: GlobalOptions,
 ): Promise<void> {
-  let payload: unknown = null;
-  if (json !== undefined) {
-    try {
-      payload = JSON.parse(json);
-    } catch (error) {
-      throw new UsageError(`the payload is not valid JSON: ${(error as Error).message}`);
-    }
-  }
+  const payload = json === undefined ? null : parseJson(json, "the payload");
   await withSession(globals, createLogger(globals, "warn"), ({ q }) =>
     q.schedule(name, cron, queue, payload, { timezone: options.timezone, catchUp: options.catchUp }),
   );
