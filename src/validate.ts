@@ -40,6 +40,9 @@ export function serializePayload(payload: unknown, maxBytes: number): string {
       if (typeof value === "number" && !Number.isFinite(value)) {
         throw new ValidationError("INVALID_PAYLOAD", `the payload contains ${value}, which JSON cannot represent`);
       }
+      if (typeof value === "bigint") {
+        throw new ValidationError("INVALID_PAYLOAD", `the payload contains the BigInt ${value}n, which JSON cannot represent: send it as a string`);
+      }
       return value;
     });
   } catch (error) {

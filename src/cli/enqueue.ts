@@ -82,9 +82,44 @@ async function enqueueFile(q: Queue, queue: string, file: string, options: Enque
 
 /** A JSON argument from the command line; bad JSON is a usage error. */
 export function parseJson(text: string, what: string): unknown {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     throw new UsageError(`${what} is not valid JSON: ${(error as Error).message}`);
   }
+  assertNumbersFit(text, what);
+  return value;
+}
+
+// Strings (skipped whole, escapes included) and number tokens of valid JSON text.
+const STRING_OR_NUMBER = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g;
+
+/**
+ * Handlers read payloads as JavaScript numbers (postgres.js parses jsonb with JSON.parse), and
+ * the library stores what JSON.stringify writes, so a number a double does not hold as written
+ * would change on the way, silently: 9007199254740993 becomes ...992, 1152921504606846976
+ * becomes ...847000, 1e400 Infinity. Only the text shows it, so the CLI refuses such numbers.
+ */
+function assertNumbersFit(text: string, what: string): void {
+  for (const [token] of text.matchAll(STRING_OR_NUMBER)) {
+    if (token.startsWith('"')) continue;
+    const n = Number(token);
+    if (Number.isSafeInteger(n) && /^-?\d+$/.test(token)) continue;
+    if (!Number.isFinite(n)) {
+      throw new UsageError(`${what} contains the number ${token}, beyond the range of a JavaScript number: write it as a string`);
+    }
+    if (decimal(token) !== decimal(String(n))) {
+      throw new UsageError(`${what} contains the number ${token}, which a JavaScript number does not hold as written (it would become ${n}): write it as a string`);
+    }
+  }
+}
+
+/** A number's decimal value in one spelling: 1.50, 15e-1 and 1.5 all give "15e-1". */
+function decimal(token: string): string {
+  const [, sign, whole, fraction = "", exponent = "0"] = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(token)!;
+  const digits = (whole! + fraction).replace(/^0+/, "");
+  const significant = digits.replace(/0+$/, "");
+  if (significant === "") return "0";
+  return `${sign}${significant}e${Number(exponent) - fraction.length + digits.length - significant.length}`;
 }
