@@ -1,7 +1,7 @@
 // connect(): the Queue object behind pgq's public API.
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
-import { assertReachable, openPool, type ConnectionSource } from "./db.js";
+import { assertReachable, openPool, poolerOptions, type ConnectionSource } from "./db.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./dead-jobs.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
 import { ValidationError } from "./errors.js";
@@ -14,7 +14,7 @@ import { queueStats } from "./stats.js";
 import { tables, type Tables } from "./tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./topics.js";
 import type {
-  ConnectOptions, EnqueueOptions, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
+  ConnectOptions, EnqueueOptions, Pooler, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
 import { PgqWorker, workerSettings, type Handlers } from "./worker.js";
@@ -66,14 +66,21 @@ export async function connect(options: ConnectOptions = {}): Promise<Queue> {
   if (!options.sql && !url) {
     throw new ValidationError("INVALID_OPTION", "no database given: pass databaseUrl or sql to connect(), or set DATABASE_URL");
   }
-  const sql = options.sql ?? openPool(url!, log, { max: 10 });
+  const pooler = options.pooler ?? "none";
+  if (pooler !== "none" && pooler !== "transaction") {
+    throw new ValidationError("INVALID_OPTION", `pooler must be "none" or "transaction" (got ${JSON.stringify(pooler)})`);
+  }
+  if (pooler === "transaction" && options.sql && options.sql.options.prepare !== false) {
+    throw new ValidationError("INVALID_OPTION", 'behind a transaction-mode pooler, prepared statements break: make the sql you pass with postgres(url, { prepare: false })');
+  }
+  const sql = options.sql ?? openPool(url!, log, { max: 10, ...poolerOptions(pooler) });
   try {
     await assertReachable(sql);
   } catch (error) {
     if (!options.sql) await sql.end({ timeout: 0 });
     throw error;
   }
-  return new Client(sql, options.sql ? undefined : url, tables(sql, schema), log, maxPayloadBytes);
+  return new Client(sql, options.sql ? undefined : url, tables(sql, schema), log, maxPayloadBytes, pooler);
 }
 
 class Client implements Queue {
@@ -87,6 +94,7 @@ class Client implements Queue {
     private readonly t: Tables,
     private readonly log: Logger,
     private readonly maxPayloadBytes: number,
+    private readonly pooler: Pooler,
   ) {
     this.schema = t.schema;
   }
@@ -107,21 +115,26 @@ class Client implements Queue {
   }
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
-    const settings = workerSettings(queueOrQueues, handler, options);
+    const pooled = this.pooler === "transaction";
+    if (pooled && options.listen === true) {
+      throw new ValidationError("INVALID_OPTION", 'listen: true cannot work with pooler: "transaction" (LISTEN needs a session of its own): connect without the pooler for it');
+    }
+    const settings = workerSettings(queueOrQueues, handler, pooled ? { ...options, listen: false } : options);
     const log = this.log;
-    const connection = this.url ?? (this.sql.options as unknown as ConnectionSource);
+    // Behind a pooler, slots connect with the pool's options, which turn prepared statements off.
+    const connection = pooled || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
     let sql = this.sql;
     let reopenPool: (() => Sql) | undefined;
     if (this.url) {
       const url = this.url;
       // Transaction-mode slots have connections of their own; lease-mode handlers share this pool.
-      reopenPool = () => openPool(url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3 });
+      reopenPool = () => openPool(url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3, ...poolerOptions(this.pooler) });
       sql = reopenPool();
     }
     const listener = settings.listen
       ? new Listener(connection, readyChannel(this.schema), log)
       : undefined;
-    const worker = new PgqWorker(settings, handler, { sql, connection, reopenPool, listener, tables: tables(sql, this.schema), log });
+    const worker = new PgqWorker(settings, handler, { sql, connection, reopenPool, listener, pooled, tables: tables(sql, this.schema), log });
     this.workers.add(worker);
     void worker.ready.then(undefined, () => undefined);
     return worker;

@@ -4,6 +4,7 @@
 import postgres, { type Options, type Sql } from "postgres";
 import type { Logger } from "pino";
 import { DatabaseTimeoutError, PgqError } from "./errors.js";
+import type { Pooler } from "./types.js";
 
 export type PostgresOptions = Options<Record<string, postgres.PostgresType>>;
 
@@ -19,10 +20,18 @@ export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<
 export function poolOptions(log: Logger, overrides: PostgresOptions = {}): PostgresOptions {
   return {
     connect_timeout: 10,
+    // postgres.js waits up to 20 s to reconnect after repeated failures, which after an outage
+    // leaves workers idle that long; 2 s at most keeps recovery prompt and still far from a busy loop.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 2),
     onnotice: (notice) => log.debug({ notice: notice.message }, "postgres notice"),
     connection: { application_name: "pgq" },
     ...overrides,
   };
+}
+
+/** A prepared statement lives in a server session, which a transaction-mode pooler hands to another client after each transaction. */
+export function poolerOptions(pooler: Pooler | undefined): PostgresOptions {
+  return pooler === "transaction" ? { prepare: false } : {};
 }
 
 export function openPool(url: string, log: Logger, overrides: PostgresOptions = {}): Sql {

@@ -36,6 +36,8 @@ export class JobConnection {
   constructor(
     private readonly source: ConnectionSource,
     private readonly log: Logger,
+    /** Behind a transaction-mode pooler the backend changes with each transaction: its pid is read in each. */
+    private readonly pooled = false,
   ) {
     this.sql = this.open();
   }
@@ -52,7 +54,7 @@ export class JobConnection {
       },
     });
     // Once per connection, not per job: the pid a cancel needs.
-    sql<{ pid: number }[]>`select pg_backend_pid() as pid`.then(([row]) => (this.pid = row?.pid), () => undefined);
+    if (!this.pooled) sql<{ pid: number }[]>`select pg_backend_pid() as pid`.then(([row]) => (this.pid = row?.pid), () => undefined);
     return sql;
   }
 
@@ -65,7 +67,17 @@ export class JobConnection {
       void this.sql.end({ timeout: 0 }).catch(() => undefined);
       this.sql = this.open();
     }
-    return this.sql.begin((tx) => this.guarded(fn as Scope)(tx)) as Promise<T>;
+    if (!this.pooled) return this.sql.begin((tx) => this.guarded(fn as Scope)(tx)) as Promise<T>;
+    // The pid is forgotten before COMMIT: after it, the pooler may give that backend to another client.
+    const scope: Scope = async (tx) => {
+      [{ pid: this.pid }] = await tx<[{ pid: number }]>`select pg_backend_pid() as pid`;
+      try {
+        return await fn(tx);
+      } finally {
+        this.pid = undefined;
+      }
+    };
+    return this.sql.begin((tx) => this.guarded(scope)(tx)) as Promise<T>;
   }
 
   /** Cancels the statement running on this connection, if any, from another connection. */

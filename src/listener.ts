@@ -5,7 +5,17 @@
 // still down at that moment. Here a lost connection is logged, retried with backoff for as
 // long as it takes, and reported with a "restored" event, on which the worker fetches at once
 // whatever was enqueued while it was deaf.
+//
+// A connection can also go deaf without closing: a NAT or firewall that forgets it, a peer
+// that vanished, leave a socket that nothing ever arrives on. So while listening, the listener
+// sends itself a probe every PROBE_EVERY_MS through another connection (the worker's pool),
+// on a channel of its own (so that no other worker hears it, and no probe looks like a queue),
+// and a probe not heard within PROBE_TIMEOUT_MS means the connection is replaced. The first
+// probe also finds a pooler in transaction mode (PgBouncer): LISTEN succeeds there, but the
+// server connection it ran on goes back to the pool, so nothing is ever delivered. Then the
+// listener says so once and stops: the worker polls.
 import { EventEmitter } from "node:events";
+import { randomBytes } from "node:crypto";
 import type { Sql } from "postgres";
 import type { Logger } from "pino";
 import { bounded, openConnection, type ConnectionSource } from "./db.js";
@@ -14,6 +24,10 @@ import { quoteIdent } from "./schema.js";
 const LISTEN_TIMEOUT_MS = 10_000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
+/** A deaf connection is noticed within about PROBE_EVERY_MS + PROBE_TIMEOUT_MS. */
+const PROBE_EVERY_MS = 5_000;
+/** A healthy connection hears its probe within milliseconds; this allows for a loaded machine. */
+const PROBE_TIMEOUT_MS = 5_000;
 
 interface ListenerEvents {
   notify: [payload: string];
@@ -21,34 +35,47 @@ interface ListenerEvents {
   restored: [];
 }
 
+export interface ProbeOptions {
+  /** The pool the probes are sent through: a getter, as the worker may replace its pool. */
+  notifyVia: () => Sql;
+  /** For the warning when LISTEN cannot work here. */
+  pollIntervalMs: number;
+}
+
 export class Listener extends EventEmitter<ListenerEvents> {
-  private readonly sql: Sql;
+  private sql: Sql | undefined;
   private listening = false;
   private closed = false;
+  /** LISTEN was found not to deliver notifications (a transaction-mode pooler): polling only. */
+  private gaveUp = false;
   private reconnecting: Promise<void> | undefined;
+  private readonly probeChannel = `pgq_probe_${randomBytes(8).toString("hex")}`;
+  private probe: ProbeOptions | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private probesSent = 0;
+  private probesHeard = 0;
+  /** A probe was heard once: LISTEN works here, and later silence means a deaf connection. */
+  private deliveryProven = false;
+  private awaitingProbe: (() => void) | undefined;
 
   constructor(
-    connection: ConnectionSource,
+    private readonly connection: ConnectionSource,
     private readonly channel: string,
     private readonly log: Logger,
   ) {
     super();
-    this.sql = openConnection(connection, log, {
-      max: 1,
-      idle_timeout: 0,
-      max_lifetime: null,
-      fetch_types: false,
-      onnotify: (ch: string, payload: string) => {
-        if (ch === this.channel) this.emit("notify", payload);
-      },
-      onclose: () => this.connectionClosed(),
-    } as never);
   }
 
   /** Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the background. */
-  async start(): Promise<void> {
+  async start(probe: ProbeOptions): Promise<void> {
+    this.probe = probe;
+    // A health check does not keep the process alive.
+    this.probeTimer = setInterval(() => void this.checkDelivery(), PROBE_EVERY_MS).unref();
     try {
       await this.listen();
+      // The first probe at once: a pooler that swallows notifications is found in moments.
+      void this.checkDelivery();
     } catch (error) {
       this.log.warn({ err: error }, "cannot LISTEN for new jobs yet; polling until the connection is back");
       this.reconnect();
@@ -61,16 +88,42 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.sql.end({ timeout: 1 }).catch(() => undefined);
+    this.stopProbing();
+    await this.retire();
   }
 
+  /** A fresh connection each time: after a deaf or broken one, postgres.js may not flush writes on it again. */
   private async listen(): Promise<void> {
-    await bounded(this.sql.unsafe(`listen ${quoteIdent(this.channel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
+    void this.retire();
+    const sql: Sql = openConnection(this.connection, this.log, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      fetch_types: false,
+      onnotify: (ch: string, payload: string) => {
+        if (sql !== this.sql) return;
+        if (ch === this.channel) this.emit("notify", payload);
+        else if (ch === this.probeChannel) this.probeHeard(Number(payload));
+      },
+      onclose: () => {
+        if (sql === this.sql) this.connectionClosed();
+      },
+    } as never);
+    this.sql = sql;
+    await bounded(sql.unsafe(`listen ${quoteIdent(this.channel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
+    await bounded(sql.unsafe(`listen ${quoteIdent(this.probeChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     this.listening = true;
   }
 
+  private async retire(): Promise<void> {
+    const sql = this.sql;
+    this.sql = undefined;
+    this.listening = false;
+    await sql?.end({ timeout: 0 }).catch(() => undefined);
+  }
+
   private connectionClosed(): void {
-    if (this.closed) return;
+    if (this.closed || this.gaveUp) return;
     if (this.listening) {
       this.listening = false;
       this.log.warn("the LISTEN connection was lost; reconnecting, and polling meanwhile");
@@ -94,5 +147,80 @@ export class Listener extends EventEmitter<ListenerEvents> {
         }
       }
     })().finally(() => (this.reconnecting = undefined));
+  }
+
+  /** Sends a probe through the pool and expects to hear it on this connection. */
+  private async checkDelivery(): Promise<void> {
+    if (!this.probe || !this.listening || this.probing || this.closed) return;
+    this.probing = true;
+    const sql = this.sql;
+    const seq = ++this.probesSent;
+    try {
+      try {
+        await bounded(this.probe.notifyVia()`select pg_notify(${this.probeChannel}, ${String(seq)})`, PROBE_TIMEOUT_MS, "sending the LISTEN probe");
+      } catch (error) {
+        // The database may be down: that says nothing about this connection, which reports
+        // its own close. The next probe tries again.
+        this.log.debug({ err: error }, "could not send the LISTEN probe");
+        return;
+      }
+      if (await this.heard(seq)) {
+        if (!this.deliveryProven) this.log.debug("LISTEN delivers notifications: its first probe was heard");
+        this.deliveryProven = true;
+        return;
+      }
+      if (this.closed || sql !== this.sql || !this.listening) return;
+      if (!this.deliveryProven) return this.giveUp();
+      this.log.warn({ waitedMs: PROBE_TIMEOUT_MS }, "the LISTEN connection is silent (its probe notification never arrived); replacing it, and polling meanwhile");
+      this.emit("lost");
+      await this.retire();
+      this.reconnect();
+    } finally {
+      this.probing = false;
+    }
+  }
+
+  private heard(seq: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (this.probesHeard < seq) return false;
+        clearTimeout(timer);
+        this.awaitingProbe = undefined;
+        resolve(true);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        // After a stalled event loop, timers run before pending socket reads: read those first.
+        setImmediate(() => {
+          if (!check()) {
+            this.awaitingProbe = undefined;
+            resolve(false);
+          }
+        });
+      }, PROBE_TIMEOUT_MS).unref();
+      this.awaitingProbe = check;
+      check();
+    });
+  }
+
+  private probeHeard(seq: number): void {
+    this.probesHeard = Math.max(this.probesHeard, seq);
+    this.awaitingProbe?.();
+  }
+
+  private giveUp(): void {
+    this.gaveUp = true;
+    this.stopProbing();
+    void this.retire();
+    this.log.warn(
+      `LISTEN does not deliver notifications here (is a pooler such as PgBouncer in transaction mode in between?); ` +
+        `polling every ${this.probe!.pollIntervalMs} ms. Pass listen: false to silence this ` +
+        `(behind a transaction-mode pooler, connect with pooler: "transaction").`,
+    );
+  }
+
+  private stopProbing(): void {
+    clearInterval(this.probeTimer);
+    this.awaitingProbe = undefined;
   }
 }

@@ -159,7 +159,7 @@ async function asPostgres(file: string, args: string[]): Promise<void> {
   else await run(file, args);
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -13,7 +13,17 @@ export interface ConnectOptions {
   logger?: Logger;
   /** Largest payload accepted, in bytes of serialised JSON. Default 1 MiB. */
   maxPayloadBytes?: number;
+  /**
+   * "transaction" when the connection goes through a pooler in transaction mode (PgBouncer's
+   * pool_mode = transaction), where a session lasts one transaction: pgq then prepares no
+   * statements, never LISTENs (workers poll every pollIntervalMs) and keeps no state in a
+   * session. A `sql` you pass must then be made with `prepare: false`. Default "none": a direct
+   * connection, or a pooler in session mode.
+   */
+  pooler?: Pooler;
 }
+
+export type Pooler = "none" | "transaction";
 
 export interface BackoffOptions {
   /** Delay before the first retry, in ms (default 1000). Retry n waits about baseMs * 2^(n-1). */
@@ -84,7 +94,7 @@ export interface WorkOptions {
   pollIntervalMs?: number;
   /** A name for this worker in logs and in locked_by; default host:pid:random. */
   name?: string;
-  /** Listen for notifications (default true); false polls only, as behind PgBouncer in transaction mode. */
+  /** Listen for notifications (default true, or false with connect({ pooler: "transaction" })); false polls only. */
   listen?: boolean;
 }
 

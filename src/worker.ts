@@ -91,6 +91,8 @@ export interface WorkerDeps {
   /** Set when pgq opened the pool: opens a fresh one to replace a pool that stopped answering. */
   reopenPool?: () => Sql;
   listener: Listener | undefined;
+  /** Behind a transaction-mode pooler: a slot's backend changes with every transaction. */
+  pooled?: boolean;
   tables: Tables;
   log: Logger;
 }
@@ -155,7 +157,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
         else this.wake(true);
       });
       listener.on("restored", () => this.wake(true));
-      await listener.start();
+      await listener.start({ notifyVia: () => this.deps.sql, pollIntervalMs: this.settings.pollIntervalMs });
     }
     const heartbeatMs = Math.max(50, Math.floor(this.settings.leaseMs / 3));
     this.every(heartbeatMs, () => this.renew());
@@ -290,7 +292,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   }
 
   private newConnection(): JobConnection {
-    const connection = new JobConnection(this.deps.connection, this.log);
+    const connection = new JobConnection(this.deps.connection, this.log, this.deps.pooled);
     this.connections.push(connection);
     return connection;
   }

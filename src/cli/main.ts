@@ -18,6 +18,7 @@ const program = new Command("pgq")
   .addOption(new Option("--database-url <url>", "the database (default: $DATABASE_URL)"))
   .addOption(new Option("--schema <name>", "the schema pgq's tables live in").default(DEFAULT_SCHEMA))
   .addOption(new Option("--log-level <level>", "pino log level, on stderr (default: warn; info for `work` off a terminal)").choices(LOG_LEVELS))
+  .addOption(new Option("--pooler <mode>", "transaction: through PgBouncer in transaction mode (no prepared statements; workers poll)").choices(["none", "transaction"]))
   .showSuggestionAfterError()
   .exitOverride()
   // Errors are printed once, by run() below, as one line.

@@ -2,7 +2,8 @@
 // fails fast (a few seconds, naming host and port) when the database cannot be reached.
 import { pino, type Logger } from "pino";
 import { connect, type Queue } from "../client.js";
-import { assertReachable, openPool } from "../db.js";
+import { assertReachable, openPool, poolerOptions } from "../db.js";
+import type { Pooler } from "../types.js";
 import { UsageError } from "./errors.js";
 import type { StatusLine } from "./status-line.js";
 
@@ -11,6 +12,7 @@ export interface GlobalOptions {
   databaseUrl?: string;
   schema: string;
   logLevel?: string;
+  pooler?: Pooler;
 }
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -39,11 +41,11 @@ export function createLogger(globals: GlobalOptions, defaultLevel: string, statu
 
 /** Opens a pool of `poolSize` connections (a worker needs concurrency + 1) and connects. */
 export async function openSession(globals: GlobalOptions, log: Logger, poolSize = 4): Promise<Session> {
-  const sql = openPool(databaseUrl(globals), log, { max: poolSize });
+  const sql = openPool(databaseUrl(globals), log, { max: poolSize, ...poolerOptions(globals.pooler) });
   let q: Queue;
   try {
     await assertReachable(sql, REACHABLE_WITHIN_MS);
-    q = await connect({ sql, schema: globals.schema, logger: log });
+    q = await connect({ sql, schema: globals.schema, logger: log, pooler: globals.pooler });
   } catch (error) {
     await sql.end({ timeout: 0 });
     throw error;
