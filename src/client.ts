@@ -1,7 +1,7 @@
 // connect(): the Queue object behind pgq's public API.
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
-import { assertReachable, openPool, poolerOptions, type ConnectionSource } from "./db.js";
+import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./dead-jobs.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
 import { ValidationError } from "./errors.js";
@@ -10,6 +10,7 @@ import { migrate } from "./migrate.js";
 import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./schema.js";
 import { inspectQueues, type Inspection, type InspectOptions } from "./inspect.js";
 import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./schedule.js";
+import { poolSizeWarning } from "./pool-size.js";
 import { queueStats } from "./stats.js";
 import { tables, type Tables } from "./tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./topics.js";
@@ -89,7 +90,7 @@ class Client implements Queue {
 
   constructor(
     readonly sql: Sql,
-    /** Set when pgq opened the pool from a URL, and so also opens and closes workers' pools. */
+    /** Set when pgq opened the pool from a URL, and so closes it; workers' connections come from it too. */
     private readonly url: string | undefined,
     private readonly t: Tables,
     private readonly log: Logger,
@@ -123,13 +124,16 @@ class Client implements Queue {
     const log = this.log;
     // Behind a pooler, slots connect with the pool's options, which turn prepared statements off.
     const connection = pooled || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
-    let sql = this.sql;
-    let reopenPool: (() => Sql) | undefined;
-    if (this.url) {
-      const url = this.url;
-      // Transaction-mode slots have connections of their own; lease-mode handlers share this pool.
-      reopenPool = () => openPool(url, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3, ...poolerOptions(this.pooler) });
-      sql = reopenPool();
+    // The worker's statements run on a pool of its own, opened like the slots' connections: they
+    // never wait behind the application's use of q.sql, and a pool that stops answering, or whose
+    // sessions were opened read-only, can be replaced. Lease-mode handlers share it as ctx.sql: a
+    // connection for each job, even inside ctx.sql.begin(), and two for the worker.
+    const reopenPool = () => openConnection(connection, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3, ...poolerOptions(this.pooler) });
+    const sql = reopenPool();
+    if (!this.url) {
+      const poolMax = this.sql.options.max;
+      const warning = poolSizeWarning(poolMax, settings.concurrency);
+      if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
     const listener = settings.listen
       ? new Listener(connection, readyChannel(this.schema), log)

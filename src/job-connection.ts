@@ -22,7 +22,12 @@ import { PgqError } from "./errors.js";
 
 export class ConnectionLostError extends PgqError {
   constructor() {
-    super("DATABASE_UNREACHABLE", "the job's database connection was lost; its transaction was rolled back");
+    super(
+      "DATABASE_UNREACHABLE",
+      "the job's database connection was lost and its transaction rolled back: the network failed, the server restarted "
+        + "or ended the session (pg_terminate_backend, or idle_in_transaction_session_timeout if the handler paused inside "
+        + "its transaction: do slow work before or after its queries)",
+    );
   }
 }
 
@@ -32,6 +37,8 @@ export class JobConnection {
   private sql: Sql;
   private dead = false;
   private pid: number | undefined;
+  /** Rejects the running transaction's result when the connection closes under it. */
+  private onLost: ((error: Error) => void) | undefined;
 
   constructor(
     private readonly source: ConnectionSource,
@@ -50,7 +57,10 @@ export class JobConnection {
       idle_timeout: 0,
       max_lifetime: null,
       onclose: () => {
+        // A replaced instance closes later: that says nothing about its successor.
+        if (this.sql !== sql) return;
         this.dead = true;
+        this.onLost?.(new ConnectionLostError());
       },
     });
     // Once per connection, not per job: the pid a cancel needs.
@@ -60,14 +70,15 @@ export class JobConnection {
 
   /**
    * Runs `fn` in a transaction on this slot's connection. If the connection dies, the result
-   * rejects with the driver's error and the connection is replaced before the next use.
+   * rejects at once with ConnectionLostError, whatever the handler is awaiting (the driver may
+   * never settle it: porsager/postgres#1186), and the connection is replaced before the next use.
    */
   async transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    if (this.dead) {
+    if (this.dead || this.startedReadOnly()) {
       void this.sql.end({ timeout: 0 }).catch(() => undefined);
       this.sql = this.open();
     }
-    if (!this.pooled) return this.sql.begin((tx) => this.guarded(fn as Scope)(tx)) as Promise<T>;
+    if (!this.pooled) return this.settleOnLoss(this.sql.begin((tx) => this.guarded(fn as Scope)(tx)) as Promise<T>);
     // The pid is forgotten before COMMIT: after it, the pooler may give that backend to another client.
     const scope: Scope = async (tx) => {
       [{ pid: this.pid }] = await tx<[{ pid: number }]>`select pg_backend_pid() as pid`;
@@ -77,7 +88,26 @@ export class JobConnection {
         this.pid = undefined;
       }
     };
-    return this.sql.begin((tx) => this.guarded(scope)(tx)) as Promise<T>;
+    return this.settleOnLoss(this.sql.begin((tx) => this.guarded(scope)(tx)) as Promise<T>);
+  }
+
+  private async settleOnLoss<T>(transaction: Promise<T>): Promise<T> {
+    const lost = new Promise<never>((_, reject) => (this.onLost = reject));
+    try {
+      return await Promise.race([transaction, lost]);
+    } finally {
+      this.onLost = undefined;
+    }
+  }
+
+  /**
+   * A session keeps the default_transaction_read_only it started with (the server reports it,
+   * and in_hot_standby, since PostgreSQL 14), so one opened while the database was read-only
+   * would refuse every job after the database reverts: it is replaced before a job instead.
+   */
+  private startedReadOnly(): boolean {
+    const { parameters } = this.sql as unknown as { parameters: Record<string, string | undefined> };
+    return parameters.default_transaction_read_only === "on" || parameters.in_hot_standby === "on";
   }
 
   /** Cancels the statement running on this connection, if any, from another connection. */
@@ -93,17 +123,26 @@ export class JobConnection {
   // dead the scope never settles, so postgres.js writes nothing more on it.
   private guarded(fn: Scope): Scope {
     return async (tx) => {
+      let result: unknown;
       try {
-        return await fn(this.guard(tx));
+        result = await fn(this.guard(tx));
       } catch (error) {
-        if (this.dead) return new Promise(() => undefined);
-        throw error;
+        if (!this.dead) throw error;
       }
+      // Whether the scope failed or finished, the driver's next write would be its ROLLBACK or COMMIT.
+      if (this.dead) return new Promise(() => undefined);
+      return result;
     };
   }
 
   private guard(tx: TransactionSql): TransactionSql {
-    const refuse = () => Promise.reject(new ConnectionLostError());
+    // Like a query of the driver's: chainable with execute(), and no unhandled rejection if the
+    // caller drops it (complete.ts sends the completion unawaited).
+    const refuse = () => {
+      const refused = Promise.reject(new ConnectionLostError());
+      refused.catch(() => undefined);
+      return Object.assign(refused, { execute: () => refused });
+    };
     return new Proxy(tx, {
       apply: (target, self, args) => (this.dead ? refuse() : Reflect.apply(target as never, self, args)),
       get: (target, prop, receiver) => {

@@ -11,8 +11,10 @@ import { performance } from "node:perf_hooks";
 import { inspect } from "node:util";
 import type { Sql } from "postgres";
 import type { Logger } from "pino";
+import { ClaimAhead } from "./claim-ahead.js";
 import { claimJobs, nextDueInMs, type ClaimedJob } from "./claim.js";
 import { completeInTransaction, completeJobs } from "./complete.js";
+import { isDatabaseOutage, isReadOnlyError } from "./database-errors.js";
 import { bounded, type ConnectionSource } from "./db.js";
 import { DatabaseTimeoutError, JobTimeoutError, LeaseLostError, PgqError, ValidationError, WorkerStoppedError } from "./errors.js";
 import { failJobs } from "./fail.js";
@@ -33,6 +35,7 @@ const DEFAULT_LEASE_MS = 30_000;
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_POLL_MS = 2_000;
 const DB_RETRY_MAX_MS = 10_000;
+const RESCUE_MAX_INTERVAL_MS = 5_000;
 
 export interface WorkerSettings {
   name: string;
@@ -88,7 +91,7 @@ export interface WorkerDeps {
   sql: Sql;
   /** Where transaction-mode slots open their own connections. */
   connection: ConnectionSource;
-  /** Set when pgq opened the pool: opens a fresh one to replace a pool that stopped answering. */
+  /** Opens a pool like `sql` (which the worker owns and closes), to replace one that stopped answering. */
   reopenPool?: () => Sql;
   listener: Listener | undefined;
   /** Behind a transaction-mode pooler: a slot's backend changes with every transaction. */
@@ -105,6 +108,12 @@ interface Running {
   renewedAt: number;
 }
 
+/** A job claimed ahead of a free slot (claim-ahead.ts): its lease is renewed while it waits. */
+interface Waiting {
+  claimed: ClaimedJob;
+  renewedAt: number;
+}
+
 interface WorkerEvents {
   started: [job: Job];
   completed: [job: Job, ms: number];
@@ -117,6 +126,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   readonly name: string;
   readonly ready: Promise<void>;
   private readonly running = new Map<string, Running>();
+  private readonly waiting: Waiting[] = [];
+  private readonly claimAhead: ClaimAhead;
   private readonly executions = new Set<Promise<void>>();
   /** Transaction mode: one connection per slot, idle ones here. */
   private readonly idleConnections: JobConnection[] = [];
@@ -143,6 +154,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.name = settings.name;
     this.log = deps.log.child({ worker: settings.name });
     this.completer = new Completer(() => this.deps.sql, deps.tables);
+    this.claimAhead = new ClaimAhead(Math.min(1000, 8 * settings.concurrency));
     this.ready = this.start();
   }
 
@@ -161,7 +173,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     }
     const heartbeatMs = Math.max(50, Math.floor(this.settings.leaseMs / 3));
     this.every(heartbeatMs, () => this.renew());
-    this.every(Math.max(this.settings.pollIntervalMs, 1000), () => this.rescue());
+    // Not slower than RESCUE_MAX_INTERVAL_MS whatever the poll: other workers' lapsed jobs wait on it.
+    this.every(Math.min(Math.max(this.settings.pollIntervalMs, 1000), RESCUE_MAX_INTERVAL_MS), () => this.rescue());
     // Every worker enqueues due cron ticks; the database keeps it to one job per tick.
     const scheduler = new Scheduler(() => this.deps.sql, this.deps.tables, this.log);
     this.every(SCHEDULER_CHECK_MS, () => scheduler.runIfDue());
@@ -190,6 +203,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       await this.ready;
       this.wake(false);
       await this.loopDone;
+      await this.release(this.waiting.splice(0).map((w) => w.claimed), this.log);
       while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
       clearTimeout(this.graceTimer);
       this.timers.forEach(clearInterval);
@@ -212,27 +226,34 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     let askWhenDue = true;
     this.nextPollAt = performance.now() + this.settings.pollIntervalMs;
     while (!this.stopping) {
-      const free = this.settings.concurrency - this.running.size;
-      if (this.pending && free > 0) {
+      const claimStarted = performance.now();
+      const ahead = this.claimAhead.target(claimStarted);
+      const want = this.settings.concurrency - this.running.size + ahead - this.waiting.length;
+      // Topping up a buffer that is still half full would only make claims smaller.
+      if (this.pending && want > 0 && this.waiting.length <= ahead / 2) {
         this.pending = false;
         try {
           const jobs = await bounded(
             claimJobs(this.deps.sql, this.deps.tables, {
               queues: this.settings.queues,
-              limit: free,
+              limit: want,
               worker: this.name,
               leaseMs: this.settings.leaseMs,
             }),
             STATEMENT_BOUND_MS,
             "claiming jobs",
           );
+          const claimed = performance.now();
+          this.claimAhead.claimTook(claimed - claimStarted);
+
           if (dbFailures > 0) this.log.info("claiming works again");
           dbFailures = 0;
           // A full batch suggests more is waiting: claim again as soon as a slot frees.
-          if (jobs.length === free) this.pending = true;
-          for (const job of jobs) this.track(this.execute(job));
+          if (jobs.length === want) this.pending = true;
+          for (const job of jobs) this.waiting.push({ claimed: job, renewedAt: claimed });
+          this.startWaiting();
           if (jobs.length > 0) this.emit("claimed", jobs.length);
-          if (askWhenDue && jobs.length < free) {
+          if (askWhenDue && jobs.length < want) {
             const dueInMs = await bounded(nextDueInMs(this.deps.sql, this.deps.tables, this.settings.queues), STATEMENT_BOUND_MS, "finding the next due job");
             if (dueInMs !== null) this.wakeIn(dueInMs);
           }
@@ -241,7 +262,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
           this.pending = true;
           const retryInMs = Math.min(DB_RETRY_MAX_MS, 100 * 2 ** Math.min(dbFailures++, 10));
           this.log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
-          if (error instanceof DatabaseTimeoutError) this.recyclePool();
+          if (error instanceof DatabaseTimeoutError) this.recyclePool("a statement did not settle", 0);
+          // Read-only sessions still answer: their statements may finish. Destroying a connection
+          // while it fetches types is an unhandled rejection in postgres.js 3.4.9 (porsager/postgres#1192).
+          else if (isReadOnlyError(error)) this.recyclePool("its sessions were read-only", 5);
           firstClaim();
           await this.sleep(retryInMs);
           continue;
@@ -281,14 +305,16 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
    * Replaces a pool whose statements stopped settling. After a connection dies with a write
    * still buffered, postgres.js 3.4.9 never flushes that connection again (its write timer is
    * not reset), so its later statements hang until the bound; a fresh pool does not have it.
+   * Also replaces a read-only pool: a session keeps the default_transaction_read_only it started
+   * with, so sessions opened while the database was read-only would refuse writes after it reverts.
    */
-  private recyclePool(): void {
+  private recyclePool(why: string, graceSeconds: number): void {
     const { reopenPool } = this.deps;
     if (!reopenPool) return;
     const old = this.deps.sql;
     this.deps.sql = reopenPool();
-    void old.end({ timeout: 0 }).catch(() => undefined);
-    this.log.warn("replaced the worker's connection pool after a statement did not settle");
+    void old.end({ timeout: graceSeconds }).catch(() => undefined);
+    this.log.warn(`replaced the worker's connection pool: ${why}`);
   }
 
   private newConnection(): JobConnection {
@@ -306,6 +332,22 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     }
   }
 
+  /** Starts waiting jobs while slots are free; after stop(), they are released instead. */
+  private startWaiting(): void {
+    while (!this.stopping && this.waiting.length > 0 && this.running.size < this.settings.concurrency) {
+      const { claimed, renewedAt } = this.waiting.shift()!;
+      this.track(this.execute(claimed, renewedAt));
+    }
+  }
+
+  /** A slot is free: its job finished, or (lease mode) only its batched completion is left. */
+  private freeSlot(id: string): void {
+    if (!this.running.delete(id)) return;
+    this.claimAhead.jobFinished(performance.now());
+    this.startWaiting();
+    this.wake(false);
+  }
+
   private track(execution: Promise<void>): void {
     this.executions.add(execution);
     void execution.finally(() => this.executions.delete(execution));
@@ -315,9 +357,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     return typeof this.handlers === "function" ? this.handlers : this.handlers[queue]!;
   }
 
-  private async execute(claimed: ClaimedJob): Promise<void> {
+  private async execute(claimed: ClaimedJob, renewedAt: number): Promise<void> {
     const job = publicJob(claimed);
-    const entry: Running = { claimed, controller: new AbortController(), finishing: false, renewedAt: performance.now() };
+    const entry: Running = { claimed, controller: new AbortController(), finishing: false, renewedAt };
     this.running.set(claimed.id, entry);
     const log = this.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
     const { signal } = entry.controller;
@@ -338,16 +380,20 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
         const transaction = connection.transaction(async (tx) => {
           await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
           entry.finishing = true;
-          if (!(await completeInTransaction(tx, tables, job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
+          // Not awaited here: the completion travels with the COMMIT (complete.ts).
+          return { completed: completeInTransaction(tx, tables, job.id, claimed.lease_token) };
         });
         void transaction.finally(() => {
           signal.removeEventListener("abort", cancel);
           this.idleConnections.push(connection);
         }).catch(() => undefined);
-        await bounded(transaction, (timeoutMs ?? this.settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
+        const { completed } = await bounded(transaction, (timeoutMs ?? this.settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
+        if (!(await completed)) throw new LeaseLostError(job.id);
       } else {
         await untilAborted(() => handler(job, { sql, signal, log }), signal);
         entry.finishing = true;
+        // The completion is batched with others; the slot need not wait for it.
+        this.freeSlot(claimed.id);
         if (!(await this.completer.complete(job.id, claimed.lease_token))) throw new LeaseLostError(job.id);
       }
       const ms = performance.now() - started;
@@ -357,8 +403,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       await this.recordFailure(entry, job, error, log);
     } finally {
       clearTimeout(timer);
-      this.running.delete(claimed.id);
-      this.wake(false);
+      this.freeSlot(claimed.id);
     }
   }
 
@@ -370,25 +415,40 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     }
     const { claimed } = entry;
     if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
-      await this.release(claimed, log);
+      await this.release([claimed], log);
       return;
     }
-    const retryInMs = retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
+    // When the database failed, not the job (database-errors.ts), the job waits for no backoff:
+    // it runs again as soon as the database takes work. The attempt the claim counted stays.
+    const retryInMs = isDatabaseOutage(error)
+      ? 0
+      : retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
     let outcome: "retrying" | "dead" | "unrecorded" = "unrecorded";
-    try {
-      const [result] = await bounded(
-        failJobs(this.deps.sql, this.deps.tables, [{ id: job.id, token: claimed.lease_token, error: describeError(error), retryInMs }]),
-        STATEMENT_BOUND_MS,
-        `recording job ${job.id}'s failure`,
-      );
-      if (!result) {
-        log.warn({ err: error }, "the job failed after its lease was lost; another worker has it");
-        this.emit("lease-lost", job);
-        return;
+    // A failure that coincides with a lost connection (a restart, a failover) is recorded once
+    // the database answers again, while the heartbeat keeps the lease: the job then retries
+    // after its backoff instead of waiting for the lease to lapse.
+    for (let delayMs = 250; ; delayMs *= 2) {
+      try {
+        const [result] = await bounded(
+          failJobs(this.deps.sql, this.deps.tables, [{ id: job.id, token: claimed.lease_token, error: describeError(error), retryInMs }]),
+          STATEMENT_BOUND_MS,
+          `recording job ${job.id}'s failure`,
+        );
+        if (!result) {
+          log.warn({ err: error }, "the job failed after its lease was lost; another worker has it");
+          this.emit("lease-lost", job);
+          return;
+        }
+        outcome = result.outcome;
+        break;
+      } catch (recordError) {
+        if (performance.now() + delayMs >= entry.renewedAt + this.settings.leaseMs) {
+          log.error({ err: recordError }, "could not record the failure; the attempt counts when the lease lapses");
+          break;
+        }
+        log.debug({ err: recordError, retryInMs: delayMs }, "could not record the failure yet; retrying");
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
-      outcome = result.outcome;
-    } catch (recordError) {
-      log.error({ err: recordError }, "could not record the failure; the attempt counts when the lease lapses");
     }
     if (outcome === "retrying") {
       log.warn({ err: error, retryInMs }, "job failed; it will be retried");
@@ -398,48 +458,45 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.emit("failed", job, error, outcome);
   }
 
-  private async release(claimed: ClaimedJob, log: Logger): Promise<void> {
+  /** Hands jobs back to the queue, without spending an attempt, when the worker stops. */
+  private async release(jobs: ClaimedJob[], log: Logger): Promise<void> {
+    if (jobs.length === 0) return;
     try {
       const released = await bounded(
-        releaseJobs(this.deps.sql, this.deps.tables, [claimed.id], [claimed.lease_token]),
+        releaseJobs(this.deps.sql, this.deps.tables, jobs.map((j) => j.id), jobs.map((j) => j.lease_token)),
         STATEMENT_BOUND_MS,
-        `releasing job ${claimed.id}`,
+        "releasing jobs",
       );
-      log.info({ released: released.size === 1 }, "worker stopping: released the unfinished job for another worker");
+      log.info({ jobs: jobs.length, released: released.size }, "worker stopping: released unfinished jobs for other workers");
     } catch (error) {
-      log.error({ err: error }, "could not release the job; it runs again when its lease lapses");
+      log.error({ err: error, jobs: jobs.length }, "could not release jobs; they run again when their leases lapse");
     }
   }
 
-  /** The heartbeat: renews every running job's lease in one statement. */
+  /** The heartbeat: renews the leases of every running and waiting job in one statement. */
   private async renew(): Promise<void> {
     const held = [...this.running.values()].filter((r) => !r.finishing);
-    if (held.length === 0) return;
+    const waiting = [...this.waiting];
+    const all: Waiting[] = [...held, ...waiting];
+    if (all.length === 0) return;
     const now = performance.now();
+    let renewed: Set<string> | undefined;
     try {
-      const renewed = await bounded(
-        renewLeases(
-          this.deps.sql,
-          this.deps.tables,
-          held.map((r) => r.claimed.id),
-          held.map((r) => r.claimed.lease_token),
-          this.settings.leaseMs,
-        ),
+      renewed = await bounded(
+        renewLeases(this.deps.sql, this.deps.tables, all.map((e) => e.claimed.id), all.map((e) => e.claimed.lease_token), this.settings.leaseMs),
         Math.max(1000, this.settings.leaseMs / 3),
         "renewing leases",
       );
-      for (const r of held) {
-        if (renewed.has(r.claimed.id)) r.renewedAt = now;
-        else if (!r.finishing) r.controller.abort(new LeaseLostError(r.claimed.id));
-      }
+      for (const e of all) if (renewed.has(e.claimed.id)) e.renewedAt = now;
     } catch (error) {
       this.log.warn({ err: error }, "renewing leases failed");
-      // Past leaseMs without a renewal, another worker may already have the job.
-      for (const r of held) {
-        if (!r.finishing && performance.now() - r.renewedAt > this.settings.leaseMs) {
-          r.controller.abort(new LeaseLostError(r.claimed.id));
-        }
-      }
+    }
+    // Not renewed, or past leaseMs without a renewal: another worker may already have the job.
+    const lost = (e: Waiting) => (renewed ? !renewed.has(e.claimed.id) : performance.now() - e.renewedAt > this.settings.leaseMs);
+    for (const r of held) if (!r.finishing && lost(r)) r.controller.abort(new LeaseLostError(r.claimed.id));
+    for (const w of waiting) {
+      const at = this.waiting.indexOf(w);
+      if (at >= 0 && lost(w)) this.waiting.splice(at, 1);
     }
   }
 

@@ -164,7 +164,8 @@ test("skewed workers neither steal a live lease nor hold one past leaseMs", asyn
       from pgq.jobs where id = any(${ids}::bigint[]) and locked_until is not null`;
     if (leases.length === 0 && (await db`select from pgq.jobs where id = any(${ids}::bigint[])`).length === 0) break;
     for (const lease of leases) {
-      assert.ok(Number(lease.remaining_ms) <= LEASE_MS, `job ${lease.id}'s lease runs ${lease.remaining_ms} ms more, beyond leaseMs`);
+      // A renewal that commits between this statement's now() and its snapshot reads a hair over leaseMs.
+      assert.ok(Number(lease.remaining_ms) <= LEASE_MS + 50, `job ${lease.id}'s lease runs ${lease.remaining_ms} ms more, beyond leaseMs`);
       samples++;
     }
     await new Promise((r) => setTimeout(r, 200));

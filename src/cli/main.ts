@@ -58,6 +58,7 @@ program
   .addOption(new Option("--mode <mode>", "transaction: the job commits with the handler's writes; lease: a renewed lease").choices(["transaction", "lease"]).default("transaction"))
   .option("--lease-ms <ms>", "a claim lapses this long after its last renewal (default 30000)", integer(1))
   .option("--timeout-ms <ms>", "an attempt that runs longer fails (default 300000 in transaction mode)", integer(1))
+  .option("--poll-interval-ms <ms>", "the safety-net poll when no notification arrives (default 2000)", integer(10))
   .action((queues: string[], options, command: Command) => workCommand(queues, options, globals(command)));
 
 program

@@ -14,6 +14,7 @@ export interface WorkCommandOptions {
   mode: ProcessingMode;
   leaseMs?: number;
   timeoutMs?: number;
+  pollIntervalMs?: number;
 }
 
 /** Without a terminal, progress goes to the log this often. */
@@ -30,6 +31,7 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
       mode: options.mode,
       leaseMs: options.leaseMs,
       timeoutMs: options.timeoutMs,
+      pollIntervalMs: options.pollIntervalMs,
     });
     const stopped = stopOnSignals(worker, log, status);
     const progress = reportProgress(worker, queues, options.concurrency, log, status);
