@@ -20,9 +20,11 @@ export interface DeadPurgeOptions extends DeadSelection {
 }
 
 export async function deadListCommand(options: DeadListOptions, globals: GlobalOptions): Promise<void> {
-  const jobs = await withSession(globals, createLogger(globals, "warn"), ({ q }) =>
-    q.deadJobs.list({ queue: options.queue, limit: options.limit }),
-  );
+  // Ages count on the database's clock, as died_at does: this machine's may be off.
+  const [jobs, now] = await withSession(globals, createLogger(globals, "warn"), async ({ q }) => {
+    const [{ now }] = await q.sql<[{ now: Date }]>`select now()`;
+    return [await q.deadJobs.list({ queue: options.queue, limit: options.limit }), now.getTime()] as const;
+  });
   if (options.json) {
     console.log(JSON.stringify(jobs));
     return;
@@ -31,7 +33,6 @@ export async function deadListCommand(options: DeadListOptions, globals: GlobalO
     console.log(options.queue === undefined ? "no dead jobs" : `no dead jobs in ${options.queue}`);
     return;
   }
-  const now = Date.now();
   const columns = process.stdout.columns ?? 120;
   const rows = jobs.map((j) => [j.id, j.queue, `${j.attempts}/${j.maxAttempts}`, `${age(now - j.diedAt.getTime())} ago`, oneLine(j.lastError)]);
   const text = table(["ID", "QUEUE", "ATTEMPTS", "DIED", "LAST ERROR"], rows, [1, 4]);
