@@ -40,12 +40,21 @@ export interface ClaimRequest {
  * it have group_waiting set, by triggers (migration 000002), until the head completes or dies,
  * however long it runs or waits for a retry. Waiting members are not in jobs_claim at all, so
  * the scan never walks over a blocked backlog.
+ *
+ * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
+ * this statement only): that wait is most of an idle worker's latency, and the claim does not
+ * need it. If the server crashes before the WAL writer flushes it (within a few hundred ms), the
+ * claim is undone as if it never happened: the job is ready again with its attempt uncounted,
+ * and the worker that had it cannot complete it, since completions are fenced by the lease
+ * token. Everything that must survive a crash waits for the disk: a transaction-mode job's
+ * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<ClaimedJob[]> {
   return sql<ClaimedJob[]>`
-    with claimable as (
+    with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
+    claimable as (
       select c.id
-      from unnest(${request.queues}::text[]) as q(name)
+      from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
       cross join lateral (
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
