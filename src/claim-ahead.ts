@@ -36,7 +36,8 @@ export class ClaimAhead {
   target(now: number): number {
     this.advance(now);
     const perMs = this.counts.reduce((a, b) => a + b, 0) / (BUCKETS * BUCKET_MS);
-    return Math.min(this.max, Math.ceil(perMs * this.claimMs * ROUND_TRIPS_AHEAD));
+    // Rounded down: a worker that finishes less than one job per two claims holds nothing back.
+    return Math.min(this.max, Math.floor(perMs * this.claimMs * ROUND_TRIPS_AHEAD));
   }
 
   private advance(now: number): void {
