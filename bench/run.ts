@@ -3,16 +3,18 @@
 // each repetition. Prints the medians and pgq's ratio to each peer.
 //
 //   npm run bench -- [--quick] [--reps N] [--only id,...] [--systems name,...] [--statements]
-//                    [--json FILE] [--scale] [--memory]
+//                    [--json FILE] [--scale] [--memory] [--churn]
 //
-// --scale and --memory run pgq-only studies (claim cost at 10k and 5M rows; RSS over a 1M-job
-// drain) that take minutes each, so they run only when asked for.
+// --scale, --memory and --churn run pgq-only studies (claim cost at 10k and 5M rows; RSS over a
+// 1M-job drain; dead tuples under steady churn) that take minutes each, so they run only when
+// asked for.
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Results } from "./report.js";
 import { drainStandard, drainTuned } from "./scenarios/drain.js";
 import { enqueueBatch, enqueueOne } from "./scenarios/enqueue.js";
 import { latency } from "./scenarios/latency.js";
+import { churnStudy } from "./studies/churn.js";
 import { memoryStudy } from "./studies/memory.js";
 import { scaleStudy } from "./studies/scale.js";
 import type { Scenario } from "./scenarios/scenario.js";
@@ -34,6 +36,7 @@ const { values: flags } = parseArgs({
     json: { type: "string" },
     scale: { type: "boolean", default: false },
     memory: { type: "boolean", default: false },
+    churn: { type: "boolean", default: false },
   },
 });
 
@@ -47,7 +50,7 @@ if (!Number.isInteger(reps) || reps < 1) usage("--reps needs a positive integer"
 const only = flags.only?.split(",");
 const scenarios = only ? allScenarios.filter((s) => only.includes(s.id)) : allScenarios;
 const systems = flags.systems ? allSystems.filter((s) => flags.systems!.split(",").includes(s.name)) : allSystems;
-const studiesOnly = (flags.scale || flags.memory) && !only;
+const studiesOnly = (flags.scale || flags.memory || flags.churn) && !only;
 if (!studiesOnly && (scenarios.length === 0 || systems.length === 0)) {
   usage(`nothing to run: scenarios are ${allScenarios.map((s) => s.id).join(", ")}; systems are ${allSystems.map((s) => `"${s.name}"`).join(", ")}`);
 }
@@ -69,6 +72,7 @@ try {
   if (!studiesOnly) await compare(server);
   if (flags.scale) await scaleStudy(server, flags.quick);
   if (flags.memory) await memoryStudy(server, flags.quick);
+  if (flags.churn) await churnStudy(server, flags.quick);
 } finally {
   await server.stop();
 }

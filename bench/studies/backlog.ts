@@ -6,13 +6,14 @@ import { connect } from "../../src/index.js";
 import type { WorkOptions } from "../../src/types.js";
 import { QUEUE } from "../systems/system.js";
 
-/** Adds `rows` ready jobs to pgq.jobs in slices, so that no one transaction grows huge. */
-export async function fillBacklog(sql: Sql, rows: number): Promise<void> {
+/** Adds `rows` jobs to pgq.jobs in slices, so that no one transaction grows huge: ready ones, or due in `delayS` seconds. */
+export async function fillBacklog(sql: Sql, rows: number, delayS = 0): Promise<void> {
   const slice = 500_000;
   for (let from = 0; from < rows; from += slice) {
     await sql`
-      insert into pgq.jobs (queue, payload)
-      select ${QUEUE}, jsonb_build_object('i', g) from generate_series(${from + 1}::int, ${Math.min(rows, from + slice)}::int) g`;
+      insert into pgq.jobs (queue, payload, run_at)
+      select ${QUEUE}, jsonb_build_object('i', g), now() + ${delayS} * interval '1 second'
+      from generate_series(${from + 1}::int, ${Math.min(rows, from + slice)}::int) g`;
   }
   await sql`vacuum analyze pgq.jobs`;
 }

@@ -41,7 +41,7 @@ export async function scaleStudy(server: BenchServer, quick: boolean): Promise<v
 }
 
 /** EXPLAIN (ANALYZE, BUFFERS) of the claim exactly as pgq sends it, rolled back so nothing is claimed. */
-async function explainClaim(url: string, sql: Sql, when: string): Promise<void> {
+export async function explainClaim(url: string, sql: Sql, when: string): Promise<void> {
   const seen: { query: string; parameters: unknown[] }[] = [];
   const spy = postgres(url, { max: 1, onnotice: () => {}, debug: (_c, query, parameters) => seen.push({ query, parameters }) });
   const request = { queues: [QUEUE], limit: CLAIM_LIMIT, worker: "bench-explain", leaseMs: 30_000 };
