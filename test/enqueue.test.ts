@@ -79,7 +79,7 @@ test("the SQL function enqueues with defaults, options and dedupe keys", async (
     [b!.id, { n: 2 }, 5, 2],
   ]);
   await assert.rejects(db`select pgq.enqueue('from-sql', ${"\"" + "x".repeat(1_100_000) + "\""}::jsonb)`, /limit is 1048576/);
-  await assert.rejects(db`select pgq.enqueue('', '{}')`, /jobs_queue_name/);
+  await assert.rejects(db`select pgq.enqueue('', '{}')`, /queue name must be 1 to 128 characters/);
 });
 
 test("a dedupe key admits one live job per queue; a duplicate returns the live job's id", async () => {

@@ -32,8 +32,6 @@ interface Case {
   library: "stored" | ValidationCode;
   /** "stored", or the SQLSTATE PostgreSQL refuses it with. */
   sql: "stored" | string;
-  /** Until pgq.enqueue checks queue names as the library does (a migration the lead adds). */
-  sqlTodo?: string;
   cli: "stored" | RegExp;
   /** Paths that cannot carry this input at all, and why. */
   skip?: Partial<Record<Path, string>>;
@@ -63,11 +61,8 @@ function notJson(what: string, json: string, skip: Case["skip"] = {}): Case {
 }
 
 const NO_NUL_IN_ARGV = "a command-line argument cannot hold \\u0000";
-// pgq.enqueue leaves queue names to the jobs_queue_name constraint (23514), which lets some
-// through that no worker can be started for. Once it checks them as the library does (the
-// migration proposed for issue 7), it refuses them all with 22023: change this, drop QUEUE_TODO.
-const QUEUE_NAME_SQLSTATE = "23514";
-const QUEUE_TODO = "pgq.enqueue does not check queue names as the library does yet: see the migration proposed for issue 7";
+// pgq.enqueue checks queue names as the library does (migration 000005) and refuses them with 22023.
+const QUEUE_NAME_SQLSTATE = "22023";
 
 const cases: Case[] = [
   stored("quotes, semicolons, backslashes and SQL in the payload",
@@ -108,8 +103,8 @@ const cases: Case[] = [
   refused("a queue name of 200 characters", PAYLOAD, "INVALID_QUEUE_NAME", /longer than 128 characters/, QUEUE_NAME_SQLSTATE, "q".repeat(200)),
   refused("an empty queue name", PAYLOAD, "INVALID_QUEUE_NAME", /non-empty/, QUEUE_NAME_SQLSTATE, ""),
   refused("a newline in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /not printable/, QUEUE_NAME_SQLSTATE, "a\nb"),
-  { ...refused("leading whitespace in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /starts or ends with whitespace/, "22023", " padded"), sqlTodo: QUEUE_TODO },
-  { ...refused("a line separator (U+2028) in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /not printable/, "22023", "a\u2028b"), sqlTodo: QUEUE_TODO },
+  refused("leading whitespace in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /starts or ends with whitespace/, QUEUE_NAME_SQLSTATE, " padded"),
+  refused("a line separator (U+2028) in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /not printable/, QUEUE_NAME_SQLSTATE, "a\u2028b"),
   {
     ...refused("\\u0000 in the queue name", PAYLOAD, "INVALID_QUEUE_NAME", /not printable/, "22021", "a\u0000b"),
     skip: {
@@ -201,8 +196,7 @@ const storedJobs: { id: string; what: string; path: Path; json: string }[] = [];
 function check(c: Case, path: Path): void {
   const expected = { library: c.library, sql: c.sql, cli: c.cli }[kind(path)];
   const skip = c.skip?.[path];
-  const todo = kind(path) === "sql" ? c.sqlTodo : undefined;
-  test(path, { skip, todo }, async () => {
+  test(path, { skip }, async () => {
     const before = await footprint();
     const outcome = await paths[path](c).then((written) => ({ written }), (error: unknown) => ({ error }));
     if (expected === "stored") {
