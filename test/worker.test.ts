@@ -128,6 +128,27 @@ test("stop() stops claiming, waits for in-flight jobs, and loses none", async ()
   assert.deepEqual([left!.locked_until, left!.attempts], [null, 0]);
 });
 
+for (const mode of ["lease", "transaction"] as const) {
+  test(`${mode} mode: jobs claimed ahead of a free slot are handed back unspent on stop()`, async () => {
+    const queue = `ahead-${mode}`;
+    await q.enqueueMany(queue, Array.from({ length: 3000 }, (_, i) => ({ i })));
+    let claimed = 0;
+    let started = 0;
+    const worker = q.work(queue, () => new Promise((r) => setTimeout(r, 1)), { mode, concurrency: 2 });
+    worker.on("claimed", (n) => (claimed += n));
+    worker.on("started", () => started++);
+    // Short jobs make the worker claim ahead; stop once it holds more than it runs.
+    await waitFor(() => claimed > started + 2, { timeoutMs: 20_000, what: "jobs claimed ahead of the slots" });
+    await worker.stop();
+    const [left] = await db<[{ n: number; spent: number; held: number }]>`
+      select count(*)::int as n, count(*) filter (where attempts > 0)::int as spent,
+             count(*) filter (where locked_until is not null)::int as held
+      from pgq.jobs where queue = ${queue}`;
+    assert.equal(left.n, 3000 - started, "every job that did not start is still queued");
+    assert.deepEqual([left.spent, left.held], [0, 0], "none of them holds a lease or spent an attempt");
+  });
+}
+
 test("an idle worker is woken by NOTIFY, not by its poll", async () => {
   const worker = q.work("wake", () => undefined, { pollIntervalMs: 600_000 });
   await worker.ready;
