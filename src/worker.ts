@@ -245,7 +245,6 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
           );
           const claimed = performance.now();
           this.claimAhead.claimTook(claimed - claimStarted);
-
           if (dbFailures > 0) this.log.info("claiming works again");
           dbFailures = 0;
           // A full batch suggests more is waiting: claim again as soon as a slot frees.
@@ -495,8 +494,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const lost = (e: Waiting) => (renewed ? !renewed.has(e.claimed.id) : performance.now() - e.renewedAt > this.settings.leaseMs);
     for (const r of held) if (!r.finishing && lost(r)) r.controller.abort(new LeaseLostError(r.claimed.id));
     for (const w of waiting) {
+      if (!lost(w)) continue;
+      // It may have started meanwhile; then its slot's own renewal decides.
       const at = this.waiting.indexOf(w);
-      if (at >= 0 && lost(w)) this.waiting.splice(at, 1);
+      if (at >= 0) this.waiting.splice(at, 1);
     }
   }
 
