@@ -3,7 +3,7 @@
 // (fsync and synchronous_commit on, the defaults), since commit cost is part of what we measure.
 import { rm } from "node:fs/promises";
 import postgres, { type Sql } from "postgres";
-import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../src/local-postgres.js";
+import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../src/dev/local-postgres.js";
 
 export interface BenchServer {
   /** What ran the benchmark: a version string and where it came from. */

@@ -4,7 +4,7 @@
 // afterwards whatever happens. PGQ_PG_BIN picks other binaries, e.g. /usr/lib/postgresql/15/bin.
 import { spawn } from "node:child_process";
 import { readdir, rm } from "node:fs/promises";
-import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../src/local-postgres.js";
+import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../src/dev/local-postgres.js";
 
 // Node 20's runner does not find .ts files by itself: list them.
 const files = process.argv.length > 2

@@ -1,24 +1,24 @@
 // connect(): the Queue object behind pgq's public API.
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
-import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db.js";
-import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./dead-jobs.js";
+import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db/connections.js";
+import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
 import { ValidationError } from "./errors.js";
-import { Listener } from "./listener.js";
-import { migrate } from "./migrate.js";
-import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./schema.js";
-import { inspectQueues, type Inspection, type InspectOptions } from "./inspect.js";
-import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./schedule.js";
-import { poolSizeWarning } from "./pool-size.js";
-import { queueStats } from "./stats.js";
-import { tables, type Tables } from "./tables.js";
-import { listSubscriptions, publish, subscribe, unsubscribe } from "./topics.js";
+import { Listener } from "./worker/listener.js";
+import { migrate } from "./admin/migrate.js";
+import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./db/schema.js";
+import { inspectQueues, type Inspection, type InspectOptions } from "./admin/inspect.js";
+import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./admin/schedules.js";
+import { poolSizeWarning } from "./db/pool-size.js";
+import { queueStats } from "./admin/stats.js";
+import { tables, type Tables } from "./db/tables.js";
+import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
   ConnectOptions, EnqueueOptions, Pooler, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
-import { PgqWorker, workerSettings, type Handlers } from "./worker.js";
+import { PgqWorker, workerSettings, type Handlers } from "./worker/worker.js";
 
 export interface Queue {
   /** The postgres.js pool pgq uses (yours, if you passed `sql`). */

@@ -2,7 +2,7 @@
 import type { Sql, TransactionSql } from "postgres";
 import { ValidationError } from "./errors.js";
 import { DEFAULT_BACKOFF } from "./retry-policy.js";
-import type { Tables } from "./tables.js";
+import type { Tables } from "./db/tables.js";
 import type { EnqueueOptions } from "./types.js";
 import { assertDate, assertInteger, assertKey, assertQueueName, serializePayload } from "./validate.js";
 

@@ -1,6 +1,6 @@
 // pgq: a durable job queue that lives entirely in PostgreSQL.
 export { connect, type Queue } from "./client.js";
-export type { PgqWorker } from "./worker.js";
+export type { PgqWorker } from "./worker/worker.js";
 export {
   PgqError,
   ValidationError,
@@ -11,5 +11,5 @@ export {
 } from "./errors.js";
 export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
 export type * from "./types.js";
-export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./dead-jobs.js";
-export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./inspect.js";
+export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
+export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";

@@ -1,7 +1,7 @@
 // The claim-ahead target: what a worker finishes in two claim round trips, never more than its cap.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ClaimAhead } from "../src/claim-ahead.js";
+import { ClaimAhead } from "../src/worker/claim-ahead.js";
 
 function finishing(ahead: ClaimAhead, jobs: number, overMs: number, from = 10_000): void {
   for (let i = 0; i < jobs; i++) ahead.jobFinished(from + (i * overMs) / jobs);

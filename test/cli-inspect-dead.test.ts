@@ -57,7 +57,7 @@ test("inspect --json counts every state per queue", async () => {
 test("inspect stays bounded on a large queue and says which numbers are estimates", async () => {
   await db`insert into pgq.jobs (queue, payload) select 'inspect-big', '{}' from generate_series(1, 30000)`;
   await db`analyze pgq.jobs`;
-  const { inspectQueues } = await import("../src/inspect.js");
+  const { inspectQueues } = await import("../src/admin/inspect.js");
   const started = performance.now();
   const result = await inspectQueues(db, "pgq", { queue: "inspect-big", exactUpTo: 1000 });
   assert.ok(performance.now() - started < 1000);

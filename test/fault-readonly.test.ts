@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { pino } from "pino";
 import postgres from "postgres";
-import { isReadOnlyError } from "../src/database-errors.js";
+import { isReadOnlyError } from "../src/db/outage.js";
 import { connect, type Job } from "../src/index.js";
 import { freshDatabase, serverUrl } from "./helpers/db.js";
 import { waitFor } from "./helpers/wait.js";

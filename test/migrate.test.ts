@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
 import { connect } from "../src/index.js";
-import { committedMigrations } from "../src/migrate.js";
+import { committedMigrations } from "../src/admin/migrate.js";
 import { freshDatabase } from "./helpers/db.js";
 
 test("migrate is idempotent and safe when several processes run it at once", async () => {

@@ -3,8 +3,8 @@ import { test } from "node:test";
 import { pino } from "pino";
 import postgres, { type Sql } from "postgres";
 import { connect, ValidationError, type Job } from "../src/index.js";
-import { runDueSchedules } from "../src/scheduler.js";
-import { tables } from "../src/tables.js";
+import { runDueSchedules } from "../src/maintenance/scheduler.js";
+import { tables } from "../src/db/tables.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 

@@ -2,9 +2,9 @@
 // left dead tuples at the head of the claim index. Prints EXPLAIN (ANALYZE, BUFFERS) of the claim
 // as src/claim.ts issues it, and the drain rate at each size.
 import postgres, { type Sql } from "postgres";
-import { claimJobs } from "../../src/claim.js";
+import { claimJobs } from "../../src/sql/claim.js";
 import { connect } from "../../src/index.js";
-import { tables } from "../../src/tables.js";
+import { tables } from "../../src/db/tables.js";
 import type { BenchServer } from "../server.js";
 import { QUEUE } from "../systems/system.js";
 import { fillBacklog, timedDrain } from "./backlog.js";

@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import type { Logger } from "pino";
 import postgres from "postgres";
 import type { Queue } from "../client.js";
-import { startLocalPostgres, type LocalPostgres } from "../local-postgres.js";
+import { startLocalPostgres, type LocalPostgres } from "../dev/local-postgres.js";
 import { count } from "./format.js";
 import { renderInspection } from "./inspect.js";
 import { DEMO_QUEUES, demoHandlers, enqueueDemoJobs } from "./demo-jobs.js";

@@ -1,5 +1,5 @@
 // pgq inspect [--json] [--watch] [--queue Q]
-import type { Inspection } from "../inspect.js";
+import type { Inspection } from "../admin/inspect.js";
 import type { Subscription } from "../types.js";
 import { age, count, table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";

@@ -1,7 +1,7 @@
 // The pgq command line: commander parses, the library works, and this file maps the outcome to
 // an exit code (see errors.ts).
 import { Command, Option } from "commander";
-import { DEFAULT_SCHEMA } from "../schema.js";
+import { DEFAULT_SCHEMA } from "../db/schema.js";
 import { deadListCommand, deadPurgeCommand, deadRetryCommand } from "./dead.js";
 import { demoCommand } from "./demo.js";
 import { enqueueCommand } from "./enqueue.js";

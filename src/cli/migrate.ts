@@ -1,6 +1,6 @@
 // pgq migrate [--print]
-import { bookkeepingSql, committedMigrations, renderMigration } from "../migrate.js";
-import { quoteIdent } from "../schema.js";
+import { bookkeepingSql, committedMigrations, renderMigration } from "../admin/migrate.js";
+import { quoteIdent } from "../db/schema.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
 
 export async function migrateCommand(options: { print?: boolean }, globals: GlobalOptions): Promise<void> {

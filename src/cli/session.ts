@@ -2,7 +2,7 @@
 // fails fast (a few seconds, naming host and port) when the database cannot be reached.
 import { pino, type Logger } from "pino";
 import { connect, type Queue } from "../client.js";
-import { assertReachable, openPool, poolerOptions } from "../db.js";
+import { assertReachable, openPool, poolerOptions } from "../db/connections.js";
 import type { Pooler } from "../types.js";
 import { UsageError } from "./errors.js";
 import type { StatusLine } from "./status-line.js";

@@ -3,7 +3,7 @@
 // The first SIGINT/SIGTERM stops claiming and lets in-flight jobs finish; a second one aborts
 // them and hands them back to the queue, without spending an attempt, for another worker.
 import type { Logger } from "pino";
-import type { PgqWorker } from "../worker.js";
+import type { PgqWorker } from "../worker/worker.js";
 import type { StatusLine } from "./status-line.js";
 
 /** Stops the worker on signals; resolves when a stop asked for by a signal completes. */

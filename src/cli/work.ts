@@ -1,7 +1,7 @@
 // pgq work <queue...> --handler <module>: runs a worker until SIGINT or SIGTERM.
 import type { Logger } from "pino";
 import type { ProcessingMode } from "../types.js";
-import type { PgqWorker } from "../worker.js";
+import type { PgqWorker } from "../worker/worker.js";
 import { count } from "./format.js";
 import { loadHandlers } from "./handler-module.js";
 import { createLogger, openSession, type GlobalOptions } from "./session.js";

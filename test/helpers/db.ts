@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { after } from "node:test";
 import postgres, { type Sql } from "postgres";
-import { committedMigrations, migrate } from "../../src/migrate.js";
+import { committedMigrations, migrate } from "../../src/admin/migrate.js";
 
 export const serverUrl = (() => {
   const url = process.env.DATABASE_URL;

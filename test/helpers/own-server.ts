@@ -3,8 +3,8 @@
 import { rm } from "node:fs/promises";
 import { after } from "node:test";
 import postgres from "postgres";
-import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../../src/local-postgres.js";
-import { migrate } from "../../src/migrate.js";
+import { startLocalPostgres, temporaryDataDir, type LocalPostgres } from "../../src/dev/local-postgres.js";
+import { migrate } from "../../src/admin/migrate.js";
 
 export interface OwnServer extends LocalPostgres {
   /** A migrated database on this server. */

@@ -8,7 +8,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
-import { freePort } from "../../src/local-postgres.js";
+import { freePort } from "../../src/dev/local-postgres.js";
 
 const BINARY = "/usr/sbin/pgbouncer";
 

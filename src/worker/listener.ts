@@ -18,8 +18,8 @@ import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Sql } from "postgres";
 import type { Logger } from "pino";
-import { bounded, openConnection, type ConnectionSource } from "./db.js";
-import { quoteIdent } from "./schema.js";
+import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
+import { quoteIdent } from "../db/schema.js";
 
 const LISTEN_TIMEOUT_MS = 10_000;
 const RETRY_MIN_MS = 100;

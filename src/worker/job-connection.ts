@@ -17,8 +17,8 @@
 //    transaction rolls back now rather than whenever the query would have ended.
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { openConnection, type ConnectionSource } from "./db.js";
-import { PgqError } from "./errors.js";
+import { openConnection, type ConnectionSource } from "../db/connections.js";
+import { PgqError } from "../errors.js";
 
 export class ConnectionLostError extends PgqError {
   constructor() {

@@ -3,8 +3,8 @@
 // so every wait on the driver in a long-running loop goes through bounded().
 import postgres, { type Options, type Sql } from "postgres";
 import type { Logger } from "pino";
-import { DatabaseTimeoutError, PgqError } from "./errors.js";
-import type { Pooler } from "./types.js";
+import { DatabaseTimeoutError, PgqError } from "../errors.js";
+import type { Pooler } from "../types.js";
 
 export type PostgresOptions = Options<Record<string, postgres.PostgresType>>;
 

@@ -6,9 +6,9 @@
 // flagged as estimated. The queries are plain SQL rather than kysely: the skip scans below are
 // recursive CTEs that read better as written.
 import type { PendingQuery, Row as PgRow, Sql } from "postgres";
-import { tables, type Tables } from "./tables.js";
-import type { QueueStats } from "./types.js";
-import { assertInteger, assertQueueName } from "./validate.js";
+import { tables, type Tables } from "../db/tables.js";
+import type { QueueStats } from "../types.js";
+import { assertInteger, assertQueueName } from "../validate.js";
 
 export interface InspectOptions {
   /** Only this queue. */

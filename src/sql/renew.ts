@@ -1,6 +1,6 @@
 // Lease renewal: the heartbeat of a busy worker, one statement for all the jobs it runs.
 import type { Sql } from "postgres";
-import type { Tables } from "./tables.js";
+import type { Tables } from "../db/tables.js";
 
 /**
  * Extends the leases of the given jobs to leaseMs from now (database time). Fenced by the

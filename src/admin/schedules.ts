@@ -2,10 +2,10 @@
 // their ticks into jobs; croner reads the cron expressions.
 import { Cron } from "croner";
 import type { Sql } from "postgres";
-import { ValidationError } from "./errors.js";
-import type { Tables } from "./tables.js";
-import type { CatchUpPolicy, Schedule, ScheduleOptions } from "./types.js";
-import { assertKey, assertQueueName, serializePayload } from "./validate.js";
+import { ValidationError } from "../errors.js";
+import type { Tables } from "../db/tables.js";
+import type { CatchUpPolicy, Schedule, ScheduleOptions } from "../types.js";
+import { assertKey, assertQueueName, serializePayload } from "../validate.js";
 
 const CATCH_UP_POLICIES: readonly CatchUpPolicy[] = ["latest", "none"];
 

@@ -1,8 +1,8 @@
 // Queue depth per queue and state, as `q.stats()` and `pgq inspect` show it.
 import { sql as k } from "kysely";
 import type { Sql } from "postgres";
-import { queryBuilder, run } from "./kysely.js";
-import type { QueueStats, Stats } from "./types.js";
+import { queryBuilder, run } from "../db/kysely.js";
+import type { QueueStats, Stats } from "../types.js";
 
 /**
  * One pass over pgq.jobs grouped by queue (states as in the first migration), and one over

@@ -1,7 +1,7 @@
 // Failure: the one statement that records failed attempts, for the worker (a handler threw or
 // timed out) and for the rescue (a worker died and its lease lapsed).
 import type { Sql } from "postgres";
-import type { Tables } from "./tables.js";
+import type { Tables } from "../db/tables.js";
 
 export interface Failure {
   id: string;

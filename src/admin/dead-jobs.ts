@@ -1,9 +1,9 @@
 // Dead jobs: listing them, sending them back to pgq.jobs, and deleting them (`pgq dead ...`).
 import { sql as k, type QueryCreator, type SelectQueryBuilder } from "kysely";
 import type { Sql } from "postgres";
-import { ValidationError } from "./errors.js";
-import { queryBuilder, run, type Database } from "./kysely.js";
-import { assertInteger, assertQueueName } from "./validate.js";
+import { ValidationError } from "../errors.js";
+import { queryBuilder, run, type Database } from "../db/kysely.js";
+import { assertInteger, assertQueueName } from "../validate.js";
 
 export interface DeadJob {
   id: string;

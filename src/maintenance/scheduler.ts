@@ -3,10 +3,10 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
-import { bounded } from "./db.js";
-import { parseCron, tickAfter, tickAtOrBefore } from "./schedule.js";
-import type { Tables } from "./tables.js";
-import type { CatchUpPolicy } from "./types.js";
+import { bounded } from "../db/connections.js";
+import { parseCron, tickAfter, tickAtOrBefore } from "../admin/schedules.js";
+import type { Tables } from "../db/tables.js";
+import type { CatchUpPolicy } from "../types.js";
 
 /** How often a worker's timer calls the scheduler; it goes to the database far less often. */
 export const SCHEDULER_CHECK_MS = 100;

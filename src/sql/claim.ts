@@ -1,6 +1,6 @@
 // The claim: the one statement that hands ready jobs to a worker.
 import type { Sql } from "postgres";
-import type { Tables } from "./tables.js";
+import type { Tables } from "../db/tables.js";
 
 export interface ClaimedJob {
   id: string;

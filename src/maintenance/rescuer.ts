@@ -1,7 +1,7 @@
 // The rescue of jobs whose worker died: their lease lapsed without a completion or a failure.
 import type { Sql } from "postgres";
-import { failJobs, type FailureOutcome } from "./fail.js";
-import type { Tables } from "./tables.js";
+import { failJobs, type FailureOutcome } from "../sql/fail.js";
+import type { Tables } from "../db/tables.js";
 
 const BATCH = 500;
 

@@ -9,8 +9,8 @@ import { createHash } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { Sql } from "postgres";
-import { PgqError } from "./errors.js";
-import { quoteIdent } from "./schema.js";
+import { PgqError } from "../errors.js";
+import { quoteIdent } from "../db/schema.js";
 
 export interface Migration {
   filename: string;
@@ -19,7 +19,7 @@ export interface Migration {
   body: string;
 }
 
-const committedDir = fileURLToPath(new URL("../migrations/committed/", import.meta.url));
+const committedDir = fileURLToPath(new URL("../../migrations/committed/", import.meta.url));
 
 /** The committed migrations shipped with this version of pgq, in order, hash chain checked. */
 export async function committedMigrations(): Promise<Migration[]> {

@@ -3,11 +3,11 @@
 // 000002: pgq.topic_regex and pgq.subscribed_queues), so a publish is one statement.
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
-import { prepareEnqueue } from "./enqueue.js";
-import { ValidationError } from "./errors.js";
-import type { Tables } from "./tables.js";
-import type { PublishOptions, Subscription } from "./types.js";
-import { assertQueueName } from "./validate.js";
+import { prepareEnqueue } from "../enqueue.js";
+import { ValidationError } from "../errors.js";
+import type { Tables } from "../db/tables.js";
+import type { PublishOptions, Subscription } from "../types.js";
+import { assertQueueName } from "../validate.js";
 
 const MAX_TOPIC_LENGTH = 255;
 

@@ -1,6 +1,6 @@
 // Release: a worker that is shutting down hands its unfinished jobs back to the queue.
 import type { Sql } from "postgres";
-import type { Tables } from "./tables.js";
+import type { Tables } from "../db/tables.js";
 
 /**
  * Makes the given jobs claimable again at once without spending an attempt: the attempt was

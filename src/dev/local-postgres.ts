@@ -9,7 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { PgqError } from "./errors.js";
+import { PgqError } from "../errors.js";
 
 const run = promisify(execFile);
 

@@ -2,7 +2,7 @@
 // so a worker whose lease was lost (and whose job may have been claimed again) cannot
 // complete it.
 import type { Sql, TransactionSql } from "postgres";
-import type { Tables } from "./tables.js";
+import type { Tables } from "../db/tables.js";
 
 /**
  * Transaction mode: the completion, inside the handler's transaction, so that the handler's

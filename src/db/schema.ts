@@ -1,5 +1,5 @@
 // The configurable schema every pgq table lives in, and the names derived from it.
-import { ValidationError } from "./errors.js";
+import { ValidationError } from "../errors.js";
 
 export const DEFAULT_SCHEMA = "pgq";
 
