@@ -18,7 +18,10 @@ import type {
   ConnectOptions, EnqueueOptions, Pooler, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
-import { PgqWorker, workerSettings, type Handlers } from "./worker/worker.js";
+import { Maintenance } from "./maintenance/maintenance.js";
+import { OwnPool } from "./db/own-pool.js";
+import { workerSettings, type Handlers } from "./worker/settings.js";
+import { PgqWorker } from "./worker/worker.js";
 
 export interface Queue {
   /** The postgres.js pool pgq uses (yours, if you passed `sql`). */
@@ -87,6 +90,9 @@ export async function connect(options: ConnectOptions = {}): Promise<Queue> {
 class Client implements Queue {
   readonly schema: string;
   private readonly workers = new Set<PgqWorker>();
+  private maintenance: Maintenance | undefined;
+  /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
+  private maintenanceStopped: Promise<void> | undefined;
 
   constructor(
     readonly sql: Sql,
@@ -117,31 +123,50 @@ class Client implements Queue {
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
     const pooled = this.pooler === "transaction";
-    if (pooled && options.listen === true) {
+    if (pooled && options?.listen === true) {
       throw new ValidationError("INVALID_OPTION", 'listen: true cannot work with pooler: "transaction" (LISTEN needs a session of its own): connect without the pooler for it');
     }
     const settings = workerSettings(queueOrQueues, handler, pooled ? { ...options, listen: false } : options);
     const log = this.log;
-    // Behind a pooler, slots connect with the pool's options, which turn prepared statements off.
-    const connection = pooled || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
     // The worker's statements run on a pool of its own, opened like the slots' connections: they
     // never wait behind the application's use of q.sql, and a pool that stops answering, or whose
     // sessions were opened read-only, can be replaced. Lease-mode handlers share it as ctx.sql: a
     // connection for each job, even inside ctx.sql.begin(), and two for the worker.
-    const reopenPool = () => openConnection(connection, log, { max: settings.mode === "lease" ? settings.concurrency + 2 : 3, ...poolerOptions(this.pooler) });
-    const sql = reopenPool();
+    const pool = this.ownPool(settings.mode === "lease" ? settings.concurrency + 2 : 3);
     if (!this.url) {
       const poolMax = this.sql.options.max;
       const warning = poolSizeWarning(poolMax, settings.concurrency);
       if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
-    const listener = settings.listen
-      ? new Listener(connection, readyChannel(this.schema), log)
-      : undefined;
-    const worker = new PgqWorker(settings, handler, { sql, connection, reopenPool, listener, pooled, tables: tables(sql, this.schema), log });
+    const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log) : undefined;
+    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, pooled, tables: this.t, log });
     this.workers.add(worker);
+    this.maintenance ??= this.startMaintenance();
+    this.maintenance.start(settings.pollIntervalMs);
+    worker.once("stopped", () => {
+      this.workers.delete(worker);
+      if (this.workers.size > 0 || !this.maintenance) return;
+      this.maintenanceStopped = this.maintenance.stop();
+      this.maintenance = undefined;
+    });
     void worker.ready.then(undefined, () => undefined);
     return worker;
+  }
+
+  /** Where pgq opens connections of its own: the URL, or behind a pooler or with a caller's pool, that pool's options (prepare: false included). */
+  private get connection(): ConnectionSource {
+    return this.pooler === "transaction" || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
+  }
+
+  private ownPool(max: number): OwnPool {
+    return new OwnPool(() => openConnection(this.connection, this.log, { max, ...poolerOptions(this.pooler) }), this.log);
+  }
+
+  /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
+  private startMaintenance(): Maintenance {
+    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log);
+    maintenance.on("rescued", () => this.workers.forEach((w) => w.wake()));
+    return maintenance;
   }
 
   stats(): Promise<Stats> {
@@ -188,6 +213,7 @@ class Client implements Queue {
 
   async close(): Promise<void> {
     await Promise.all([...this.workers].map((w) => w.stop()));
+    await this.maintenanceStopped;
     if (this.url) await this.sql.end({ timeout: 5 });
   }
 }

@@ -9,6 +9,7 @@ export type PgqErrorCode =
   | "LEASE_LOST"
   | "JOB_TIMEOUT"
   | "WORKER_STOPPED"
+  | "WORKER_LOST"
   | "DATABASE_UNREACHABLE"
   | "DATABASE_TIMEOUT"
   | "MIGRATION_FAILED"
@@ -59,5 +60,15 @@ export class DatabaseTimeoutError extends PgqError {
 export class WorkerStoppedError extends PgqError {
   constructor() {
     super("WORKER_STOPPED", "the worker stopped before the attempt finished; the job was released for another worker");
+  }
+}
+
+/** Recorded by the rescue: the attempt's worker stopped renewing its lease (it died, hung, or lost the database). */
+export class WorkerLostError extends PgqError {
+  constructor(worker: string | null, leaseLapsedAt: Date) {
+    super(
+      "WORKER_LOST",
+      `worker ${worker ?? "?"} stopped without finishing the attempt (it died, hung, or lost the database); its lease lapsed at ${leaseLapsedAt.toISOString()}`,
+    );
   }
 }

@@ -10,6 +10,8 @@
 //
 // so a job with the default 25 attempts keeps retrying for about 14 hours before it is dead.
 
+import { exponentialMs } from "./backoff.js";
+
 export interface Backoff {
   baseMs: number;
   maxMs: number;
@@ -20,7 +22,7 @@ export const DEFAULT_BACKOFF: Backoff = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
 const JITTER = 0.25;
 
 export function retryDelayMs(attempt: number, backoff: Backoff, random: () => number = Math.random): number {
-  const nominal = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 52));
+  const nominal = exponentialMs(attempt, backoff);
   const jittered = nominal * (1 - JITTER + 2 * JITTER * random());
   return Math.round(Math.min(backoff.maxMs, jittered));
 }

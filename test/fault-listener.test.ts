@@ -10,7 +10,9 @@ import { connect, type Job, type JobContext } from "../src/index.js";
 import { Listener } from "../src/worker/listener.js";
 import { readyChannel } from "../src/db/schema.js";
 import { tables } from "../src/db/tables.js";
-import { PgqWorker, workerSettings } from "../src/worker/worker.js";
+import { OwnPool } from "../src/db/own-pool.js";
+import { workerSettings } from "../src/worker/settings.js";
+import { PgqWorker } from "../src/worker/worker.js";
 import { freshDatabase } from "./helpers/db.js";
 import { tcpProxy } from "./helpers/tcp-proxy.js";
 import { nextEvent, waitFor } from "./helpers/wait.js";
@@ -54,12 +56,11 @@ test("a half-open LISTEN connection is noticed by its probe and replaced; the jo
   const proxy = await tcpProxy(url);
   const { log, lines, count } = capturedLogger();
   // Only the LISTEN connection goes through the proxy; the pool and the slots connect directly.
-  const pool = postgres(url, { max: 3, onnotice: () => {} });
-  after(() => pool.end());
+  const pool = new OwnPool(() => postgres(url, { max: 3, onnotice: () => {} }), log);
   const listener = new Listener(proxy.url(url), readyChannel("pgq"), log);
   // With a 10-minute poll, only a notification or the listener's "restored" starts a job soon.
   const settings = workerSettings("halfopen", recordEffect, { pollIntervalMs: 600_000 });
-  const worker = new PgqWorker(settings, recordEffect, { sql: pool, connection: url, listener, tables: tables(pool, "pgq"), log });
+  const worker = new PgqWorker(settings, recordEffect, { pool, connection: url, listener, tables: tables(pool.sql, "pgq"), log });
   await worker.ready;
   await waitFor(() => count(/first probe was heard/) === 1, { what: "the listener's first probe" });
 

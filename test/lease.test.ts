@@ -107,10 +107,14 @@ for (const mode of ["transaction", "lease"] as const) {
     const queue = `grace-${mode}`;
     const { id } = await q.enqueue(queue, {});
     let signalReason: unknown;
+    let handlerCalled!: () => void;
+    const called = new Promise<void>((resolve) => (handlerCalled = resolve));
     const worker = q.work(queue, (_job, ctx) => new Promise<void>((_, reject) => {
       ctx.signal.addEventListener("abort", () => reject((signalReason = ctx.signal.reason)));
+      handlerCalled();
     }), { mode });
-    await nextEvent(worker, "started");
+    // Not the "started" event: in transaction mode the handler is called after BEGIN returns.
+    await called;
     await worker.stop({ graceMs: 100 });
     assert.ok(signalReason instanceof WorkerStoppedError);
     const [row] = await db`select attempts, locked_until, lease_token, errors from pgq.jobs where id = ${id}`;

@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Handlers } from "../worker/worker.js";
+import type { Handlers } from "../worker/settings.js";
 import { UsageError } from "./errors.js";
 
 export async function loadHandlers(path: string): Promise<Handlers> {

@@ -3,10 +3,14 @@
 // so every wait on the driver in a long-running loop goes through bounded().
 import postgres, { type Options, type Sql } from "postgres";
 import type { Logger } from "pino";
+import { exponentialMs } from "../backoff.js";
 import { DatabaseTimeoutError, PgqError } from "../errors.js";
 import type { Pooler } from "../types.js";
 
 export type PostgresOptions = Options<Record<string, postgres.PostgresType>>;
+
+/** The bound on every statement of pgq's own loops (claim, renew, complete, fail, rescue, cron). */
+export const STATEMENT_BOUND_MS = 15_000;
 
 export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -16,13 +20,16 @@ export function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** postgres.js's reconnect waits, in ms before jitter: 30, 90, 270, ... up to 2 s. */
+const POOL_RECONNECT = { baseMs: 30, maxMs: 2_000, factor: 3 };
+
 /** Options shared by every pool and listener pgq opens itself. */
 export function poolOptions(log: Logger, overrides: PostgresOptions = {}): PostgresOptions {
   return {
     connect_timeout: 10,
     // postgres.js waits up to 20 s to reconnect after repeated failures, which after an outage
     // leaves workers idle that long; 2 s at most keeps recovery prompt and still far from a busy loop.
-    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 2),
+    backoff: (retries: number) => ((0.5 + Math.random() / 2) * exponentialMs(retries, POOL_RECONNECT)) / 1000,
     onnotice: (notice) => log.debug({ notice: notice.message }, "postgres notice"),
     connection: { application_name: "pgq" },
     ...overrides,

@@ -1,22 +1,21 @@
-// The scheduler: turns due cron ticks into jobs. Every worker runs it (worker.ts); the
-// database makes sure that each tick gets exactly one job however many of them do.
+// The scheduler: turns due cron ticks into jobs. Every client with workers runs it
+// (maintenance.ts); the database makes sure that each tick gets exactly one job however many
+// processes do.
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
-import { bounded } from "../db/connections.js";
+import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
+import type { OwnPool } from "../db/own-pool.js";
 import { parseCron, tickAfter, tickAtOrBefore } from "../admin/schedules.js";
 import type { Tables } from "../db/tables.js";
 import type { CatchUpPolicy } from "../types.js";
 
-/** How often a worker's timer calls the scheduler; it goes to the database far less often. */
-export const SCHEDULER_CHECK_MS = 100;
-/** The longest a worker goes without looking for new or changed schedules. */
+/** The longest a process goes without looking for new or changed schedules. */
 const RECHECK_MS = 1_000;
 /** With catchUp "none", a tick found later than this, or after a later tick has come due too,
  *  was missed (no worker ran at its time) and is skipped. */
 export const MISSED_AFTER_MS = 10_000;
 const BATCH = 100;
-const STATEMENT_BOUND_MS = 15_000;
 
 interface DueSchedule {
   name: string;
@@ -89,14 +88,13 @@ async function enqueueTick(sql: Sql, t: Tables, row: DueSchedule, log: Logger): 
   return job?.id;
 }
 
-/** A worker's view of the scheduler: called every SCHEDULER_CHECK_MS, it goes to the
- *  database only when a tick may be due, or every RECHECK_MS for new schedules. */
+/** The maintenance task: called often, it goes to the database only when a tick may be due,
+ *  or every RECHECK_MS for new schedules. */
 export class Scheduler {
   private nextRunAt = 0;
 
   constructor(
-    /** A getter: the worker may replace its pool (see PgqWorker.recyclePool). */
-    private readonly sql: () => Sql,
+    private readonly pool: OwnPool,
     private readonly t: Tables,
     private readonly log: Logger,
   ) {}
@@ -104,10 +102,11 @@ export class Scheduler {
   async runIfDue(): Promise<void> {
     if (performance.now() < this.nextRunAt) return;
     try {
-      const { nextInMs } = await bounded(runDueSchedules(this.sql(), this.t, this.log), STATEMENT_BOUND_MS, "enqueuing due schedules");
+      const { nextInMs } = await bounded(runDueSchedules(this.pool.sql, this.t, this.log), STATEMENT_BOUND_MS, "enqueuing due schedules");
       this.nextRunAt = performance.now() + nextInMs;
     } catch (error) {
       this.log.warn({ err: error }, "looking for due schedules failed; trying again");
+      this.pool.recoverFrom(error);
       this.nextRunAt = performance.now() + RECHECK_MS;
     }
   }

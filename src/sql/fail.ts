@@ -2,11 +2,12 @@
 // timed out) and for the rescue (a worker died and its lease lapsed).
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
+import { jsonbText, type ErrorRecord } from "../error-record.js";
 
 export interface Failure {
   id: string;
   token: string;
-  error: string;
+  error: ErrorRecord;
   /** Wait before the next attempt, in ms from the database's now(). */
   retryInMs: number;
 }
@@ -16,8 +17,7 @@ export interface FailureOutcome {
   outcome: "retrying" | "dead";
 }
 
-/** How much of each error the attempt history keeps; last_error keeps more. */
-const HISTORY_ERROR_CHARS = 2000;
+/** How much of the error's text last_error keeps; the history keeps its structure (error-record.ts). */
 const LAST_ERROR_CHARS = 8000;
 
 /**
@@ -32,17 +32,20 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], onlyLap
   if (failures.length === 0) return [];
   return sql<FailureOutcome[]>`
     with failure as (
-      select * from unnest(
+      select f.id, f.token, f.error, f.summary, f.retry_in_ms,
+             ${jsonbText(failures.map((f) => f.error.details))}::text::jsonb -> (f.n - 1)::int as details
+      from unnest(
         ${failures.map((f) => f.id)}::bigint[],
         ${failures.map((f) => f.token)}::uuid[],
-        ${failures.map((f) => f.error.slice(0, LAST_ERROR_CHARS))}::text[],
+        ${failures.map((f) => f.error.text.slice(0, LAST_ERROR_CHARS))}::text[],
+        ${failures.map((f) => f.error.summary)}::text[],
         ${failures.map((f) => Math.max(0, Math.round(f.retryInMs)))}::bigint[]
-      ) as f(id, token, error, retry_in_ms)
+      ) with ordinality as f(id, token, error, summary, retry_in_ms, n)
     ), failed as (
       select j.id, f.error, f.retry_in_ms, j.attempts < j.max_attempts as will_retry,
              j.errors || jsonb_build_object(
                'attempt', j.attempts, 'at', now(), 'worker', j.locked_by,
-               'error', left(f.error, ${HISTORY_ERROR_CHARS})) as history
+               'error', f.summary, 'details', f.details) as history
       from ${t.jobs} j
       join failure f on j.id = f.id and j.lease_token = f.token
       where not ${onlyLapsed} or j.locked_until < now()

@@ -18,12 +18,13 @@ import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Sql } from "postgres";
 import type { Logger } from "pino";
+import { Backoff, sleep } from "../backoff.js";
 import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
+import type { OwnPool } from "../db/own-pool.js";
 import { quoteIdent } from "../db/schema.js";
 
 const LISTEN_TIMEOUT_MS = 10_000;
-const RETRY_MIN_MS = 100;
-const RETRY_MAX_MS = 5_000;
+const RECONNECT = { baseMs: 100, maxMs: 5_000 };
 /** A deaf connection is noticed within about PROBE_EVERY_MS + PROBE_TIMEOUT_MS. */
 const PROBE_EVERY_MS = 5_000;
 /** A healthy connection hears its probe within milliseconds; this allows for a loaded machine. */
@@ -36,8 +37,8 @@ interface ListenerEvents {
 }
 
 export interface ProbeOptions {
-  /** The pool the probes are sent through: a getter, as the worker may replace its pool. */
-  notifyVia: () => Sql;
+  /** The pool the probes are sent through: the worker's, whose current pool is read per probe. */
+  notifyVia: OwnPool;
   /** For the warning when LISTEN cannot work here. */
   pollIntervalMs: number;
 }
@@ -134,8 +135,10 @@ export class Listener extends EventEmitter<ListenerEvents> {
 
   private reconnect(): void {
     this.reconnecting ??= (async () => {
-      for (let delay = RETRY_MIN_MS; !this.closed; delay = Math.min(delay * 2, RETRY_MAX_MS)) {
-        await new Promise((resolve) => setTimeout(resolve, delay));
+      const backoff = new Backoff(RECONNECT);
+      while (!this.closed) {
+        const delay = backoff.next();
+        await sleep(delay);
         if (this.closed) break;
         try {
           await this.listen();
@@ -157,7 +160,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     const seq = ++this.probesSent;
     try {
       try {
-        await bounded(this.probe.notifyVia()`select pg_notify(${this.probeChannel}, ${String(seq)})`, PROBE_TIMEOUT_MS, "sending the LISTEN probe");
+        await bounded(this.probe.notifyVia.sql`select pg_notify(${this.probeChannel}, ${String(seq)})`, PROBE_TIMEOUT_MS, "sending the LISTEN probe");
       } catch (error) {
         // The database may be down: that says nothing about this connection, which reports
         // its own close. The next probe tries again.

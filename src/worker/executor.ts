@@ -1,0 +1,157 @@
+// The executor runs one claimed job, in either processing mode, and settles it: completed,
+// failed (retrying or dead), handed back (the worker stopped), or dropped (its lease was lost).
+//
+// transaction: the handler runs inside the job's own transaction, on the slot's connection,
+//   and the completion is the transaction's last statement, fenced by the lease token: the
+//   handler's writes commit exactly once, together with the completion, or not at all.
+// lease: the handler runs on the worker's pool while the heartbeat renews the lease; the
+//   completion is batched with others (completer.ts), after the slot is already free.
+import type { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
+import type { OwnPool } from "../db/own-pool.js";
+import { isDatabaseOutage } from "../db/outage.js";
+import type { Tables } from "../db/tables.js";
+import { errorRecord } from "../error-record.js";
+import { JobTimeoutError, LeaseLostError, WorkerStoppedError } from "../errors.js";
+import { retryDelayMs } from "../retry-policy.js";
+import type { ClaimedJob } from "../sql/claim.js";
+import { completeInTransaction } from "../sql/complete.js";
+import type { Job } from "../types.js";
+import type { Completer } from "./completer.js";
+import type { WorkerEvents } from "./events.js";
+import { handlerFor, type Handlers, type WorkerSettings } from "./settings.js";
+import type { SlotConnections } from "./slot-connections.js";
+import type { Running } from "./slots.js";
+
+export interface ExecutorDeps {
+  settings: WorkerSettings;
+  handlers: Handlers;
+  pool: OwnPool;
+  tables: Tables;
+  completer: Completer;
+  /** Transaction mode only. */
+  connections: SlotConnections | undefined;
+  events: EventEmitter<WorkerEvents>;
+  log: Logger;
+  /** The job no longer needs its slot (lease mode frees it before the batched completion). */
+  freeSlot: (id: string) => void;
+  /** A failed job retries in `ms`. */
+  retryIn: (ms: number) => void;
+}
+
+export class Executor {
+  constructor(private readonly deps: ExecutorDeps) {}
+
+  /** Runs the job to the end; never rejects. */
+  async run(entry: Running): Promise<void> {
+    const { settings, events } = this.deps;
+    const { claimed } = entry;
+    const job = publicJob(claimed);
+    const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
+    const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
+    const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
+    const started = performance.now();
+    events.emit("started", job);
+    try {
+      if (settings.mode === "transaction") await this.inTransaction(entry, job, log, timeoutMs);
+      else await this.underLease(entry, job, log);
+      const ms = performance.now() - started;
+      log.debug({ ms }, "job completed");
+      events.emit("completed", job, ms);
+    } catch (error) {
+      await this.failed(entry, job, error, log);
+    } finally {
+      clearTimeout(timer);
+      this.deps.freeSlot(claimed.id);
+    }
+  }
+
+  private async inTransaction(entry: Running, job: Job, log: Logger, timeoutMs: number | null): Promise<void> {
+    const { pool, tables, settings } = this.deps;
+    const connections = this.deps.connections!;
+    const { signal } = entry.controller;
+    const handler = handlerFor(this.deps.handlers, job.queue);
+    const connection = connections.take();
+    // An aborted attempt must roll back now, not when the handler's slow query ends.
+    const cancel = () => {
+      if (!entry.finishing) connection.cancelRunning(pool.sql).catch((e: unknown) => log.warn({ err: e }, "could not cancel the handler's query"));
+    };
+    signal.addEventListener("abort", cancel, { once: true });
+    const transaction = connection.transaction(async (tx) => {
+      await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
+      entry.finishing = true;
+      // Not awaited here: the completion travels with the COMMIT (sql/complete.ts).
+      return { completed: completeInTransaction(tx, tables, job.id, entry.claimed.lease_token) };
+    });
+    void transaction
+      .finally(() => {
+        signal.removeEventListener("abort", cancel);
+        connections.giveBack(connection);
+      })
+      .catch(() => undefined);
+    const { completed } = await bounded(transaction, (timeoutMs ?? settings.leaseMs) + STATEMENT_BOUND_MS, `job ${job.id}'s transaction`);
+    if (!(await completed)) throw new LeaseLostError(job.id);
+  }
+
+  private async underLease(entry: Running, job: Job, log: Logger): Promise<void> {
+    const { signal } = entry.controller;
+    const handler = handlerFor(this.deps.handlers, job.queue);
+    await untilAborted(() => handler(job, { sql: this.deps.pool.sql, signal, log }), signal);
+    entry.finishing = true;
+    this.deps.freeSlot(job.id);
+    if (!(await this.deps.completer.complete(job.id, entry.claimed.lease_token))) throw new LeaseLostError(job.id);
+  }
+
+  private async failed(entry: Running, job: Job, error: unknown, log: Logger): Promise<void> {
+    const { completer, events, settings } = this.deps;
+    const { claimed } = entry;
+    if (error instanceof LeaseLostError) return this.leaseLost(job, error, log, "lost the job's lease; its result was discarded");
+    if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
+      await completer.release([claimed], log);
+      return;
+    }
+    // When the database failed, not the job (db/outage.ts), the job waits for no backoff: it
+    // runs again as soon as the database takes work. The attempt the claim counted stays.
+    const retryInMs = isDatabaseOutage(error)
+      ? 0
+      : retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
+    const failure = { id: job.id, token: claimed.lease_token, error: errorRecord(error), retryInMs };
+    const outcome = await completer.fail(failure, () => entry.renewedAt + settings.leaseMs, log);
+    if (outcome === "lease-lost") return this.leaseLost(job, error, log, "the job failed after its lease was lost; another worker has it");
+    if (outcome === "retrying") {
+      log.warn({ err: error, retryInMs }, "job failed; it will be retried");
+      this.deps.retryIn(retryInMs);
+    } else if (outcome === "dead") log.error({ err: error }, "job failed on its last attempt and moved to dead_jobs");
+    events.emit("failed", job, error, outcome);
+  }
+
+  private leaseLost(job: Job, error: unknown, log: Logger, message: string): void {
+    log.warn({ err: error }, message);
+    this.deps.events.emit("lease-lost", job);
+  }
+}
+
+export function publicJob(c: ClaimedJob): Job {
+  return {
+    id: c.id,
+    queue: c.queue,
+    payload: c.payload,
+    attempts: c.attempts,
+    maxAttempts: c.max_attempts,
+    priority: c.priority,
+    groupKey: c.group_key,
+    createdAt: c.created_at,
+  };
+}
+
+/** Runs the handler, settling early with the signal's reason if the attempt is aborted. */
+function untilAborted(run: () => unknown, signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    new Promise((r) => r(run())).then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}

@@ -1,0 +1,77 @@
+// The fetch loop: one per worker. It only claims: up to the free slots (and the claim-ahead
+// buffer) in one statement, then hands the jobs over and claims again as soon as there is
+// room and reason to. It never waits for a batch to finish: each job frees its own slot.
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import { Backoff } from "../backoff.js";
+import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
+import type { OwnPool } from "../db/own-pool.js";
+import type { Tables } from "../db/tables.js";
+import { claimJobs, nextDueInMs, type ClaimedJob } from "../sql/claim.js";
+import type { WorkerSettings } from "./settings.js";
+import type { Slots } from "./slots.js";
+import type { WakeUp } from "./wake-up.js";
+
+/** While claims fail: 100 ms, 200 ms, ... at most 10 s apart. */
+const CLAIM_RETRY = { baseMs: 100, maxMs: 10_000 };
+
+export interface FetchLoopDeps {
+  settings: WorkerSettings;
+  pool: OwnPool;
+  tables: Tables;
+  slots: Slots;
+  wake: WakeUp;
+  log: Logger;
+  /** Jobs were claimed (and are waiting in the slots' buffer). */
+  claimed: (jobs: ClaimedJob[]) => void;
+}
+
+export class FetchLoop {
+  private stopping = false;
+
+  constructor(private readonly deps: FetchLoopDeps) {}
+
+  /** Claims until stop(); `attempted` is called once the first claim has been tried. */
+  async run(attempted: () => void): Promise<void> {
+    const { settings, pool, tables, slots, wake, log } = this.deps;
+    const failures = new Backoff(CLAIM_RETRY);
+    // On start and after each poll: if the claim finds nothing, ask when the next job is due.
+    let askWhenDue = true;
+    while (!this.stopping) {
+      const startedAt = performance.now();
+      const want = slots.wanted(startedAt);
+      if (want === 0 || !wake.takeWork()) {
+        if (await wake.untilWoken()) askWhenDue = true;
+        continue;
+      }
+      try {
+        const request = { queues: settings.queues, limit: want, worker: settings.name, leaseMs: settings.leaseMs };
+        const jobs = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
+        if (failures.reset()) log.info("claiming works again");
+        // A full batch suggests more is waiting: claim again as soon as a slot frees.
+        if (jobs.length === want) wake.more();
+        slots.claimed(jobs, startedAt, performance.now());
+        this.deps.claimed(jobs);
+        if (askWhenDue && jobs.length < want) {
+          const dueInMs = await bounded(nextDueInMs(pool.sql, tables, settings.queues), STATEMENT_BOUND_MS, "finding the next due job");
+          if (dueInMs !== null) wake.in(dueInMs);
+        }
+        askWhenDue = false;
+        attempted();
+      } catch (error) {
+        wake.more();
+        const retryInMs = failures.next();
+        log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
+        pool.recoverFrom(error);
+        attempted();
+        await wake.sleep(retryInMs);
+      }
+    }
+    attempted();
+  }
+
+  stop(): void {
+    this.stopping = true;
+    this.deps.wake.now(false);
+  }
+}

@@ -1,0 +1,81 @@
+// A worker's execution slots: the jobs running now, and the jobs claimed ahead of a free slot
+// (claim-ahead.ts), each with the lease the worker must keep renewing.
+import type { ClaimedJob } from "../sql/claim.js";
+import { ClaimAhead } from "./claim-ahead.js";
+
+/** A claimed job whose lease this worker holds. */
+export interface Held {
+  claimed: ClaimedJob;
+  /** performance.now() of the last renewal that reached the database (or of the claim). */
+  renewedAt: number;
+}
+
+export interface Running extends Held {
+  controller: AbortController;
+  /** The handler returned: the job is being completed, and its lease no longer matters. */
+  finishing: boolean;
+}
+
+export class Slots {
+  private readonly running = new Map<string, Running>();
+  private waiting: Held[] = [];
+  private readonly claimAhead: ClaimAhead;
+
+  constructor(private readonly concurrency: number) {
+    this.claimAhead = new ClaimAhead(Math.min(1000, 8 * concurrency));
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  /** How many jobs the next claim asks for; 0 when it should not claim now. */
+  wanted(now: number): number {
+    const ahead = this.claimAhead.target(now);
+    const want = this.concurrency - this.running.size + ahead - this.waiting.length;
+    // Topping up a buffer that is still half full would only make claims smaller.
+    return want > 0 && this.waiting.length <= ahead / 2 ? want : 0;
+  }
+
+  /** A claim that started at `startedAt` returned these jobs at `claimedAt`. */
+  claimed(jobs: ClaimedJob[], startedAt: number, claimedAt: number): void {
+    this.claimAhead.claimTook(claimedAt - startedAt);
+    for (const job of jobs) this.waiting.push({ claimed: job, renewedAt: claimedAt });
+  }
+
+  /** Moves waiting jobs into free slots, one at a time, for the caller to run. */
+  *startable(): Generator<Running> {
+    while (this.waiting.length > 0 && this.running.size < this.concurrency) {
+      const held = this.waiting.shift()!;
+      const entry: Running = { ...held, controller: new AbortController(), finishing: false };
+      this.running.set(held.claimed.id, entry);
+      yield entry;
+    }
+  }
+
+  /** The job's slot is free; false if it was already. */
+  free(id: string, now: number): boolean {
+    if (!this.running.delete(id)) return false;
+    this.claimAhead.jobFinished(now);
+    return true;
+  }
+
+  /** The leases to renew: running jobs not yet finishing, and waiting ones. */
+  held(): { running: Running[]; waiting: Held[] } {
+    return { running: [...this.running.values()].filter((r) => !r.finishing), waiting: [...this.waiting] };
+  }
+
+  /** A waiting job whose lease was lost leaves the buffer: another worker may have it now. */
+  dropWaiting(held: Held): void {
+    this.waiting = this.waiting.filter((w) => w !== held);
+  }
+
+  /** Empties the buffer, for the jobs to be handed back. */
+  takeWaiting(): ClaimedJob[] {
+    return this.waiting.splice(0).map((w) => w.claimed);
+  }
+
+  abortRunning(reason: Error): void {
+    for (const r of this.running.values()) if (!r.finishing) r.controller.abort(reason);
+  }
+}
