@@ -1,4 +1,5 @@
 // pgq dead list | retry | purge
+import type { DeadJob } from "../admin/dead-jobs.js";
 import { EXIT_FAILURE, UsageError } from "./errors.js";
 import { age, count, table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
@@ -34,7 +35,7 @@ export async function deadListCommand(options: DeadListOptions, globals: GlobalO
     return;
   }
   const columns = process.stdout.columns ?? 120;
-  const rows = jobs.map((j) => [j.id, j.queue, `${j.attempts}/${j.maxAttempts}`, `${age(now - j.diedAt.getTime())} ago`, oneLine(j.lastError)]);
+  const rows = jobs.map((j) => [j.id, j.queue, `${j.attempts}/${j.maxAttempts}`, `${age(now - j.diedAt.getTime())} ago`, lastErrorLine(j)]);
   const text = table(["ID", "QUEUE", "ATTEMPTS", "DIED", "LAST ERROR"], rows, [1, 4]);
   console.log(
     text
@@ -68,8 +69,10 @@ export async function deadPurgeCommand(options: DeadPurgeOptions, globals: Globa
   console.log(`deleted ${count(purged)} dead job${purged === 1 ? "" : "s"}`);
 }
 
-function oneLine(text: string | null): string {
-  return (text ?? "").split("\n", 1)[0]!;
+/** The last attempt's one-line summary (name, code, message), or last_error's first line for older rows. */
+function lastErrorLine(job: DeadJob): string {
+  const last = job.errors.at(-1) as { error?: unknown } | undefined;
+  return typeof last?.error === "string" ? last.error.split("\n", 1)[0]! : (job.lastError ?? "").split("\n", 1)[0]!;
 }
 
 function abbreviate(ids: string[]): string {
