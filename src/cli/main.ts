@@ -10,6 +10,7 @@ import { inspectCommand } from "./inspect.js";
 import { migrateCommand } from "./migrate.js";
 import { scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from "./schedule.js";
 import { duration, integer, isoDate, jobId } from "./options.js";
+import { LOG_FORMATS } from "./log-lines.js";
 import { LOG_LEVELS, type GlobalOptions } from "./session.js";
 import { workCommand } from "./work.js";
 
@@ -18,6 +19,7 @@ const program = new Command("pgq")
   .addOption(new Option("--database-url <url>", "the database (default: $DATABASE_URL)"))
   .addOption(new Option("--schema <name>", "the schema pgq's tables live in").default(DEFAULT_SCHEMA))
   .addOption(new Option("--log-level <level>", "pino log level, on stderr (default: warn; info for `work` off a terminal)").choices(LOG_LEVELS))
+  .addOption(new Option("--log-format <format>", "pretty: one readable line per record (default on a terminal); json: pino's JSON lines").choices(LOG_FORMATS))
   .addOption(new Option("--pooler <mode>", "transaction: through PgBouncer in transaction mode (no prepared statements; workers poll)").choices(["none", "transaction"]))
   .showSuggestionAfterError()
   .exitOverride()

@@ -5,6 +5,7 @@ import { connect, type Queue } from "../client.js";
 import { assertReachable, openPool, poolerOptions } from "../db/connections.js";
 import type { Pooler } from "../types.js";
 import { UsageError } from "./errors.js";
+import { readableLines, type LogFormat } from "./log-lines.js";
 import type { StatusLine } from "./status-line.js";
 
 /** Options every command accepts. */
@@ -12,6 +13,7 @@ export interface GlobalOptions {
   databaseUrl?: string;
   schema: string;
   logLevel?: string;
+  logFormat?: LogFormat;
   pooler?: Pooler;
 }
 
@@ -33,10 +35,19 @@ export function databaseUrl(globals: GlobalOptions): string {
   return url;
 }
 
-/** Logs go to stderr (stdout carries command output), through the status line if there is one. */
+/**
+ * Logs go to stderr (stdout carries command output), through the status line if there is one:
+ * readable lines on a terminal, pino's JSON lines elsewhere or with --log-format json.
+ */
 export function createLogger(globals: GlobalOptions, defaultLevel: string, status?: StatusLine): Logger {
   const level = globals.logLevel ?? defaultLevel;
-  return status?.enabled ? pino({ level }, status.asLogDestination()) : pino({ level }, pino.destination({ fd: 2, sync: true }));
+  const format = globals.logFormat ?? (process.stderr.isTTY ? "pretty" : "json");
+  if (format === "json" && !status?.enabled) return pino({ level }, pino.destination({ fd: 2, sync: true }));
+  const print = status?.enabled ? (line: string) => status.print(line) : (line: string) => process.stderr.write(`${line}\n`);
+  const destination = format === "pretty"
+    ? readableLines(print, level === "debug" || level === "trace")
+    : { write: (record: string) => print(record.trimEnd()) };
+  return pino({ level }, destination);
 }
 
 /** Opens a pool of `poolSize` connections (a worker needs concurrency + 1) and connects. */

@@ -1,7 +1,6 @@
 // One line at the bottom of a terminal that redraws in place (progress, counts, rate), with
 // ordinary lines and log records printed above it. When stderr is not a terminal the status
 // line is off, and lines are simply written.
-import type { DestinationStream } from "pino";
 
 export class StatusLine {
   readonly enabled: boolean;
@@ -27,11 +26,6 @@ export class StatusLine {
   end(): void {
     if (this.enabled && this.text) this.stream.write("\n");
     this.text = "";
-  }
-
-  /** A pino destination that keeps log records from tearing the status line. */
-  asLogDestination(): DestinationStream {
-    return { write: (record: string) => this.print(record.trimEnd()) };
   }
 }
 

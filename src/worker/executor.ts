@@ -49,7 +49,7 @@ export class Executor {
     const { settings, events } = this.deps;
     const { claimed } = entry;
     const job = publicJob(claimed);
-    const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
+    const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts });
     const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
     const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
     const started = performance.now();
