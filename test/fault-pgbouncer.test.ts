@@ -8,35 +8,30 @@ import { pino } from "pino";
 import postgres, { type Sql } from "postgres";
 import { connect, type Job, type JobContext, type Queue } from "../src/index.js";
 import { freshDatabase } from "./helpers/db.js";
+import { effectsTable, type Effects } from "./helpers/effects.js";
 import { pgbouncer, startPgbouncer } from "./helpers/pgbouncer.js";
-import { collect, runCli, startCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
+import { drained } from "./helpers/queue.js";
 import { needs } from "./helpers/tools.js";
 import { waitFor } from "./helpers/wait.js";
+import { pgqWork } from "./helpers/workers.js";
 
 describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
   let url: string;
   let db: Sql;
   let q: Queue;
+  let effects: Effects;
   before(async () => {
     const { url: directUrl } = await freshDatabase();
     url = (await startPgbouncer(directUrl)).url(directUrl);
     db = postgres(directUrl, { max: 2, onnotice: () => {} });
-    await db`create table effects (job_id bigint not null)`;
+    effects = await effectsTable(db);
     q = await connect({ databaseUrl: url, pooler: "transaction" });
   });
   after(async () => {
     await q?.close();
     await db?.end();
   });
-
-  const recordEffect = async (job: Job, ctx: JobContext) => void (await ctx.sql`insert into effects values (${job.id})`);
-  const drained = (queue: string, timeoutMs = 30_000) =>
-    waitFor(async () => (await db`select 1 from pgq.jobs where queue = ${queue} limit 1`).length === 0, { timeoutMs, what: `queue ${queue} to drain` });
-  const effectCounts = async (ids: string[]) => {
-    const rows = await db<{ job_id: string; n: number }[]>`select job_id, count(*)::int as n from effects where job_id = any(${ids}::bigint[]) group by job_id`;
-    const ran = new Map(rows.map((r) => [r.job_id, r.n]));
-    return { lost: ids.filter((id) => !ran.has(id)), duplicated: rows.filter((r) => r.n > 1).map((r) => r.job_id) };
-  };
 
   test("poll-only mode: enqueue and enqueueMany through the pooler", async () => {
     const { id } = await q.enqueue("plain", { n: 1 }, { priority: 3 });
@@ -50,7 +45,7 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     const ids = await q.enqueueMany("tx", Array.from({ length: 300 }, (_, n) => ({ n })), { backoff: { baseMs: 10, maxMs: 50 } });
     let failures = 0;
     const handler = async (job: Job, ctx: JobContext) => {
-      await recordEffect(job, ctx);
+      await effects.record(job, ctx);
       // Every 10th job fails its first attempt after writing: that write must roll back.
       if ((job.payload as { n: number }).n % 10 === 0 && job.attempts === 1) {
         failures++;
@@ -58,10 +53,10 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
       }
     };
     const workers = [q.work("tx", handler, { concurrency: 4, pollIntervalMs: 100 }), q.work("tx", handler, { concurrency: 4, pollIntervalMs: 100 })];
-    await drained("tx");
+    await drained(db, "tx");
     await Promise.all(workers.map((w) => w.stop()));
     assert.equal(failures, 30);
-    assert.deepEqual(await effectCounts(ids), { lost: [], duplicated: [] });
+    assert.deepEqual(await effects.outcome(ids), { lost: [], duplicated: [] });
   });
 
   test("poll-only mode: a timed-out transaction-mode attempt has its query cancelled on the right backend", async () => {
@@ -78,7 +73,7 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     const ids = await q.enqueueMany("lease", Array.from({ length: 300 }, (_, n) => ({ n })));
     const ran = new Map<string, number>();
     const worker = q.work("lease", (job: Job) => void ran.set(job.id, (ran.get(job.id) ?? 0) + 1), { mode: "lease", concurrency: 8, pollIntervalMs: 100 });
-    await drained("lease");
+    await drained(db, "lease");
     await worker.stop();
     assert.deepEqual(ids.filter((id) => ran.get(id) !== 1), []);
   });
@@ -102,7 +97,7 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
       lateMs = Number(row!.late);
     }, { pollIntervalMs: 100 });
     await q.enqueue("delayed", {}, { delayMs: 1500 });
-    await drained("delayed", 10_000);
+    await drained(db, "delayed", 10_000);
     await worker.stop();
     assert.ok(lateMs !== undefined && lateMs >= 0, `started ${lateMs} ms after its run_at (database time)`);
     assert.ok(lateMs < 5_000, `started ${lateMs} ms after its run_at`);
@@ -114,7 +109,7 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     // Prepared statements are on in this mode: one connection, so the pooler mostly hands back the same server session.
     const normal: Queue = await connect({ databaseUrl: url, logger });
     after(() => normal.close());
-    const worker = normal.work("normal", recordEffect, { pollIntervalMs: 500 });
+    const worker = normal.work("normal", effects.record, { pollIntervalMs: 500 });
     await worker.ready;
     const warning = await waitFor(() => lines.find((l) => /LISTEN does not deliver notifications here/.test(l.msg)), {
       timeoutMs: 20_000,
@@ -124,9 +119,9 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     assert.match(warning.msg, /PgBouncer in transaction mode/);
     assert.match(warning.msg, /polling every 500 ms/);
     const ids = await q.enqueueMany("normal", [{}, {}, {}]);
-    await drained("normal", 10_000);
+    await drained(db, "normal", 10_000);
     await worker.stop();
-    assert.deepEqual(await effectCounts(ids), { lost: [], duplicated: [] });
+    assert.deepEqual(await effects.outcome(ids), { lost: [], duplicated: [] });
     assert.equal(lines.filter((l) => /LISTEN does not deliver/.test(l.msg)).length, 1, "warned once");
   });
 
@@ -134,11 +129,9 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     await db`create table cli_marks (job_id bigint, queue text, attempt int)`;
     const enqueued = await runCli(["--pooler", "transaction", "enqueue", "cli", '{"mark":true}'], { databaseUrl: url });
     assert.equal(enqueued.code, 0, enqueued.stderr);
-    const child = startCli(["--pooler", "transaction", "work", "cli", "--handler", "test/fixtures/cli-handler.mjs"], { databaseUrl: url });
-    const done = collect(child, performance.now(), 20_000);
+    const worker = pgqWork("cli", { handler: "test/fixtures/cli-handler.mjs", globals: ["--pooler", "transaction"], databaseUrl: url });
     await waitFor(async () => (await db`select from cli_marks where job_id = ${enqueued.stdout.trim()}`).length === 1, { what: "the job to run" });
-    child.kill("SIGTERM");
-    const r = await done;
+    const r = await worker.stop();
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /LISTEN/, "poll-only: no LISTEN, so no warning");
   });
