@@ -13,6 +13,7 @@ export type PgqErrorCode =
   | "DATABASE_TIMEOUT"
   | "MIGRATION_FAILED"
   | "SCHEMA_NOT_MIGRATED"
+  | "CLIENT_CLOSED"
   | "LOCAL_POSTGRES_FAILED";
 
 export class PgqError extends Error {
@@ -59,5 +60,12 @@ export class DatabaseTimeoutError extends PgqError {
 export class WorkerStoppedError extends PgqError {
   constructor() {
     super("WORKER_STOPPED", "the worker stopped before the attempt finished; the job was released for another worker");
+  }
+}
+
+/** A method of a client that q.close() has closed: it opens nothing and runs nothing. */
+export class ClientClosedError extends PgqError {
+  constructor(method: string) {
+    super("CLIENT_CLOSED", `${method} was called after q.close(): this client is closed; connect() again for a new one`);
   }
 }
