@@ -3,7 +3,9 @@ import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
 import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db/connections.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
+import { checkingSchema } from "./db/schema-errors.js";
 import { insertJobs, prepareEnqueue } from "./enqueue.js";
+import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { ValidationError } from "./errors.js";
 import { Listener } from "./worker/listener.js";
 import { migrate } from "./admin/migrate.js";
@@ -56,11 +58,15 @@ export interface Queue {
   subscriptions(): Promise<Subscription[]>;
   /** One job in every queue subscribed to the topic, in one statement; returns their ids. */
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<string[]>;
-  /** Stops this client's workers gracefully, then closes the pool pgq opened. */
+  /**
+   * Stops this client's workers gracefully, then closes the pool pgq opened. Every later call
+   * fails with CLIENT_CLOSED, but close() itself, which waits for the first one.
+   */
   close(): Promise<void>;
 }
 
 export async function connect(options: ConnectOptions = {}): Promise<Queue> {
+  assertOptionsObject("connect()", options);
   const schema = options.schema ?? DEFAULT_SCHEMA;
   assertSchemaName(schema);
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
@@ -93,6 +99,10 @@ class Client implements Queue {
   private maintenance: Maintenance | undefined;
   /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
   private maintenanceStopped: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private get closed(): boolean {
+    return this.closing !== undefined;
+  }
 
   constructor(
     readonly sql: Sql,
@@ -106,22 +116,29 @@ class Client implements Queue {
     this.schema = t.schema;
   }
 
-  migrate(): Promise<string[]> {
+  async migrate(): Promise<string[]> {
+    assertOpen(this.closed, "q.migrate()");
     return migrate(this.sql, this.schema);
   }
 
   async enqueue(queue: string, payload: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
+    assertOpen(this.closed, "q.enqueue()");
+    assertOptionsObject("q.enqueue()", options);
     const [id] = await this.enqueueMany(queue, [payload], options);
     return { id: id! };
   }
 
   async enqueueMany(queue: string, payloads: unknown[], options: EnqueueOptions = {}): Promise<string[]> {
+    assertOpen(this.closed, "q.enqueueMany()");
+    assertOptionsObject("q.enqueueMany()", options);
     if (!Array.isArray(payloads)) throw new ValidationError("INVALID_PAYLOAD", "enqueueMany needs an array of payloads");
     const prepared = prepareEnqueue(queue, payloads, options, this.maxPayloadBytes);
-    return insertJobs(options.tx ?? this.sql, this.t, prepared.queue, prepared.texts, prepared.settings);
+    return checkingSchema(this.schema, insertJobs(options.tx ?? this.sql, this.t, prepared.queue, prepared.texts, prepared.settings));
   }
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
+    assertOpen(this.closed, "q.work()");
+    assertOptionsObject("q.work()", options);
     const pooled = this.pooler === "transaction";
     if (pooled && options?.listen === true) {
       throw new ValidationError("INVALID_OPTION", 'listen: true cannot work with pooler: "transaction" (LISTEN needs a session of its own): connect without the pooler for it');
@@ -169,51 +186,78 @@ class Client implements Queue {
     return maintenance;
   }
 
-  stats(): Promise<Stats> {
-    return queueStats(this.sql, this.schema);
+  async stats(): Promise<Stats> {
+    assertOpen(this.closed, "q.stats()");
+    return checkingSchema(this.schema, queueStats(this.sql, this.schema));
   }
 
-  inspect(options?: InspectOptions): Promise<Inspection> {
-    return inspectQueues(this.sql, this.schema, options);
+  async inspect(options?: InspectOptions): Promise<Inspection> {
+    assertOpen(this.closed, "q.inspect()");
+    assertOptionsObject("q.inspect()", options);
+    return checkingSchema(this.schema, inspectQueues(this.sql, this.schema, options));
   }
 
   readonly deadJobs = {
-    list: (options?: ListDeadJobsOptions) => listDeadJobs(this.sql, this.schema, options),
-    retry: (filter?: DeadJobFilter) => retryDeadJobs(this.sql, this.schema, filter),
-    purge: (options?: PurgeDeadJobsOptions) => purgeDeadJobs(this.sql, this.schema, options),
+    list: async (options?: ListDeadJobsOptions) => {
+      assertOpen(this.closed, "q.deadJobs.list()");
+      assertOptionsObject("q.deadJobs.list()", options);
+      return checkingSchema(this.schema, listDeadJobs(this.sql, this.schema, options));
+    },
+    retry: async (filter?: DeadJobFilter) => {
+      assertOpen(this.closed, "q.deadJobs.retry()");
+      assertOptionsObject("q.deadJobs.retry()", filter);
+      return checkingSchema(this.schema, retryDeadJobs(this.sql, this.schema, filter));
+    },
+    purge: async (options?: PurgeDeadJobsOptions) => {
+      assertOpen(this.closed, "q.deadJobs.purge()");
+      assertOptionsObject("q.deadJobs.purge()", options);
+      return checkingSchema(this.schema, purgeDeadJobs(this.sql, this.schema, options));
+    },
   };
 
   async schedule(name: string, cron: string, queue: string, payload: unknown = null, options: ScheduleOptions = {}): Promise<void> {
-    await defineSchedule(this.sql, this.t, prepareSchedule(name, cron, queue, payload, options, this.maxPayloadBytes));
+    assertOpen(this.closed, "q.schedule()");
+    assertOptionsObject("q.schedule()", options);
+    await checkingSchema(this.schema, defineSchedule(this.sql, this.t, prepareSchedule(name, cron, queue, payload, options, this.maxPayloadBytes)));
   }
 
-  unschedule(name: string): Promise<boolean> {
-    return removeSchedule(this.sql, this.t, name);
+  async unschedule(name: string): Promise<boolean> {
+    assertOpen(this.closed, "q.unschedule()");
+    return checkingSchema(this.schema, removeSchedule(this.sql, this.t, name));
   }
 
-  schedules(): Promise<Schedule[]> {
-    return listSchedules(this.sql, this.t);
+  async schedules(): Promise<Schedule[]> {
+    assertOpen(this.closed, "q.schedules()");
+    return checkingSchema(this.schema, listSchedules(this.sql, this.t));
   }
 
-  subscribe(queue: string, pattern: string): Promise<void> {
-    return subscribe(this.sql, this.t, queue, pattern);
+  async subscribe(queue: string, pattern: string): Promise<void> {
+    assertOpen(this.closed, "q.subscribe()");
+    return checkingSchema(this.schema, subscribe(this.sql, this.t, queue, pattern));
   }
 
-  unsubscribe(queue: string, pattern: string): Promise<boolean> {
-    return unsubscribe(this.sql, this.t, queue, pattern);
+  async unsubscribe(queue: string, pattern: string): Promise<boolean> {
+    assertOpen(this.closed, "q.unsubscribe()");
+    return checkingSchema(this.schema, unsubscribe(this.sql, this.t, queue, pattern));
   }
 
-  subscriptions(): Promise<Subscription[]> {
-    return listSubscriptions(this.sql, this.t);
+  async subscriptions(): Promise<Subscription[]> {
+    assertOpen(this.closed, "q.subscriptions()");
+    return checkingSchema(this.schema, listSubscriptions(this.sql, this.t));
   }
 
-  publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
-    return publish(options.tx ?? this.sql, this.t, this.log, topic, payload, options, this.maxPayloadBytes);
+  async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
+    assertOpen(this.closed, "q.publish()");
+    assertOptionsObject("q.publish()", options);
+    return checkingSchema(this.schema, publish(options.tx ?? this.sql, this.t, this.log, topic, payload, options, this.maxPayloadBytes));
   }
 
-  async close(): Promise<void> {
-    await Promise.all([...this.workers].map((w) => w.stop()));
-    await this.maintenanceStopped;
-    if (this.url) await this.sql.end({ timeout: 5 });
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.workers].map((w) => w.stop()));
+      await this.maintenanceStopped;
+      if (this.url) await this.sql.end({ timeout: 5 });
+    })();
+    return this.closing;
   }
 }

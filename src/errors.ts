@@ -14,6 +14,7 @@ export type PgqErrorCode =
   | "DATABASE_TIMEOUT"
   | "MIGRATION_FAILED"
   | "SCHEMA_NOT_MIGRATED"
+  | "CLIENT_CLOSED"
   | "LOCAL_POSTGRES_FAILED";
 
 export class PgqError extends Error {
@@ -70,5 +71,12 @@ export class WorkerLostError extends PgqError {
       "WORKER_LOST",
       `worker ${worker ?? "?"} stopped without finishing the attempt (it died, hung, or lost the database); its lease lapsed at ${leaseLapsedAt.toISOString()}`,
     );
+  }
+}
+
+/** A method of a client that q.close() has closed: it opens nothing and runs nothing. */
+export class ClientClosedError extends PgqError {
+  constructor(method: string) {
+    super("CLIENT_CLOSED", `${method} was called after q.close(): this client is closed; connect() again for a new one`);
   }
 }

@@ -7,8 +7,12 @@ export {
   LeaseLostError,
   JobTimeoutError,
   DatabaseTimeoutError,
+  WorkerStoppedError,
+  WorkerLostError,
+  ClientClosedError,
   type PgqErrorCode,
 } from "./errors.js";
+export { ConnectionLostError } from "./worker/job-connection.js";
 export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
 export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";

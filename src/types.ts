@@ -1,4 +1,4 @@
-// The public types of pgq. Everything here is part of the contract (../shared/CONTRACT.md).
+// The public types of pgq. Everything here is part of the public API (README.md, "Library").
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
 

@@ -123,9 +123,11 @@ test("an unreachable database is exit 1 within a few seconds, naming host and po
   }
 });
 
-test("the schema not migrated is exit 1 with what to do", async () => {
+test("the schema not migrated is exit 1 and one line with what to do", async () => {
   const bare = await freshDatabase({ migrated: false });
-  const r = await runCli(["inspect"], { databaseUrl: bare.url });
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /^pgq: pgq's tables are not in schema "pgq" of this database: run `pgq migrate` first/);
+  for (const args of [["inspect"], ["enqueue", "q", "{}"], ["dead", "list"]]) {
+    const r = await runCli(args, { databaseUrl: bare.url });
+    assert.equal(r.code, 1, `pgq ${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, /^pgq: pgq's schema "pgq" is missing from this database or out of date: run `pgq migrate`[^\n]*\n$/);
+  }
 });

@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
 import { connect } from "../src/index.js";
-import { collect, runCli, startCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 import { freshDatabase } from "./helpers/db.js";
 import { waitFor } from "./helpers/wait.js";
+import { pgqWork } from "./helpers/workers.js";
 
 const { url } = await freshDatabase();
 const db = postgres(url, { max: 2, onnotice: () => {} });
@@ -25,13 +26,11 @@ async function marks(queue: string): Promise<number> {
 test("work runs jobs from a default-export handler; SIGTERM during a slow job lets it finish, exit 0", async () => {
   await q.enqueueMany("slow", [{ mark: true }, { mark: true }]);
   const { id: slowId } = await q.enqueue("slow", { sleepMs: 1500, mark: true });
-  const child = startCli(["work", "slow", "--handler", fixture("cli-handler.mjs"), "--concurrency", "2"], { databaseUrl: url });
-  const done = collect(child, performance.now(), 20_000);
+  const worker = pgqWork("slow", { handler: fixture("cli-handler.mjs"), concurrency: 2, databaseUrl: url });
   await waitFor(async () => (await db`select from pgq.jobs where id = ${slowId} and locked_until is not null`).length === 1, {
     what: "the slow job to be running",
   });
-  child.kill("SIGTERM");
-  const r = await done;
+  const r = await worker.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.equal(await marks("slow"), 3, "the slow job finished after SIGTERM");
   assert.equal((await db`select from pgq.jobs where queue = 'slow'`).length, 0);
@@ -43,17 +42,15 @@ test("work runs jobs from a default-export handler; SIGTERM during a slow job le
 
 test("a second signal releases the job in flight without spending an attempt, and exits at once", async () => {
   const { id } = await q.enqueue("stuck", { sleepMs: 60_000 });
-  const child = startCli(["work", "stuck", "--handler", fixture("cli-handler.mjs")], { databaseUrl: url });
-  const done = collect(child, performance.now(), 15_000);
+  const worker = pgqWork("stuck", { handler: fixture("cli-handler.mjs"), databaseUrl: url });
   await waitFor(async () => (await db`select from pgq.jobs where id = ${id} and locked_until is not null`).length === 1, {
     what: "the job to be running",
   });
   let stderr = "";
-  child.stderr!.on("data", (d: string) => (stderr += d));
-  child.kill("SIGINT");
+  worker.child.stderr!.on("data", (d: string) => (stderr += d));
+  worker.child.kill("SIGINT");
   await waitFor(() => stderr.includes("stopping: finishing the jobs in flight"), { what: "the first stage of the stop" });
-  child.kill("SIGINT");
-  const r = await done;
+  const r = await worker.stop("SIGINT");
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.ms < 10_000);
   const [job] = await db`select attempts, locked_until from pgq.jobs where id = ${id}`;
@@ -63,22 +60,16 @@ test("a second signal releases the job in flight without spending an attempt, an
 test("a default export mapping queues to handlers, and a failing job that dies", async () => {
   await q.enqueue("alpha", {});
   await q.enqueue("beta", {});
-  const child = startCli(["work", "alpha", "beta", "--handler", fixture("cli-handler-map.mjs"), "--mode", "lease", "--lease-ms", "5000"], {
-    databaseUrl: url,
-  });
-  const done = collect(child, performance.now(), 15_000);
+  const worker = pgqWork(["alpha", "beta"], { handler: fixture("cli-handler-map.mjs"), mode: "lease", leaseMs: 5000, databaseUrl: url });
   await waitFor(async () => (await marks("alpha")) === 1 && (await marks("beta")) === 1, { what: "both queues' jobs" });
-  child.kill("SIGTERM");
-  assert.equal((await done).code, 0);
+  assert.equal((await worker.stop()).code, 0);
 });
 
 test("a TypeScript handler module loads when pgq runs through tsx", async () => {
   await q.enqueue("ts", { mark: true });
-  const child = startCli(["work", "ts", "--handler", fixture("cli-handler.ts")], { databaseUrl: url, node: ["--import", "tsx"] });
-  const done = collect(child, performance.now(), 15_000);
+  const worker = pgqWork("ts", { handler: fixture("cli-handler.ts"), databaseUrl: url, node: ["--import", "tsx"] });
   await waitFor(async () => (await marks("ts")) === 1, { what: "the job" });
-  child.kill("SIGTERM");
-  assert.equal((await done).code, 0);
+  assert.equal((await worker.stop()).code, 0);
 });
 
 const badHandlers: [string, string[], RegExp][] = [

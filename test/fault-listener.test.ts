@@ -14,6 +14,7 @@ import { OwnPool } from "../src/db/own-pool.js";
 import { workerSettings } from "../src/worker/settings.js";
 import { PgqWorker } from "../src/worker/worker.js";
 import { freshDatabase } from "./helpers/db.js";
+import { effectsTable } from "./helpers/effects.js";
 import { tcpProxy } from "./helpers/tcp-proxy.js";
 import { nextEvent, waitFor } from "./helpers/wait.js";
 
@@ -34,21 +35,15 @@ const WARN = 40;
 async function database() {
   const { url } = await freshDatabase();
   const db = postgres(url, { max: 4, onnotice: () => {} });
-  await db`create table effects (job_id bigint not null)`;
   after(() => db.end());
-  const recordEffect = async (job: Job, ctx: JobContext) => void (await ctx.sql`insert into effects values (${job.id})`);
+  const effects = await effectsTable(db);
   /** Jobs whose effect is missing or doubled, jobs left in the queue, and dead jobs: all should be empty. */
-  const outcome = async (ids: string[]) => {
-    const effects = await db<{ job_id: string; n: number }[]>`select job_id, count(*)::int as n from effects group by job_id`;
-    const ran = new Map(effects.map((e) => [e.job_id, e.n]));
-    return {
-      lost: ids.filter((id) => !ran.has(id)),
-      duplicated: effects.filter((e) => e.n > 1).map((e) => e.job_id),
-      leftInQueue: (await db`select id, locked_until from pgq.jobs`).length,
-      dead: (await db`select id from pgq.dead_jobs`).length,
-    };
-  };
-  return { url, db, recordEffect, outcome };
+  const outcome = async (ids: string[]) => ({
+    ...(await effects.outcome(ids)),
+    leftInQueue: (await db`select id, locked_until from pgq.jobs`).length,
+    dead: (await db`select id from pgq.dead_jobs`).length,
+  });
+  return { url, db, recordEffect: effects.record, outcome };
 }
 
 test("a half-open LISTEN connection is noticed by its probe and replaced; the job enqueued meanwhile runs", async () => {

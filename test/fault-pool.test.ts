@@ -7,6 +7,7 @@ import { pino } from "pino";
 import postgres, { type Sql } from "postgres";
 import { connect, type Handler, type Queue } from "../src/index.js";
 import { freshDatabase } from "./helpers/db.js";
+import { effectsTable, type Effects } from "./helpers/effects.js";
 import { waitFor } from "./helpers/wait.js";
 
 const CONCURRENCY = 8;
@@ -18,11 +19,11 @@ interface LogLine {
   msg: string;
 }
 
-/** Runs JOBS jobs through one worker; `makeHandler` gets the Queue, for handlers that use q.sql. */
+/** Runs JOBS jobs through one worker; `makeHandler` gets the Queue, for handlers that use q.sql, and the effects table. */
 async function drain(
   mode: "transaction" | "lease",
   pool: "caller's, max 2" | "pgq's",
-  makeHandler: (q: Queue) => Handler,
+  makeHandler: (q: Queue, effects: Effects) => Handler,
 ): Promise<{ warnings: string[]; ms: number; longestGapMs: number }> {
   const { url } = await freshDatabase();
   const db = postgres(url, { max: 2, onnotice: () => {} });
@@ -34,13 +35,13 @@ async function drain(
     await q.close();
     await Promise.all([db.end(), callers?.end()]);
   });
-  await db`create table effects (job_id bigint not null)`;
+  const effects = await effectsTable(db);
   const ids = await q.enqueueMany("work", Array.from({ length: JOBS }, () => ({})));
 
   const started = performance.now();
   const completedAt: number[] = [];
   const failures: unknown[] = [];
-  const worker = q.work("work", makeHandler(q), { mode, concurrency: CONCURRENCY });
+  const worker = q.work("work", makeHandler(q, effects), { mode, concurrency: CONCURRENCY });
   worker.on("completed", () => completedAt.push(performance.now()));
   worker.on("failed", (_job, error) => failures.push(error));
   await waitFor(() => completedAt.length + failures.length >= JOBS, { timeoutMs: 60_000, what: "every job to finish (a deadlock would stop them)" });
@@ -48,9 +49,9 @@ async function drain(
   const ms = performance.now() - started;
 
   assert.deepEqual(failures, [], "no attempt failed");
-  const effects = await db<{ job_id: string; n: number }[]>`select job_id, count(*)::int as n from effects group by job_id`;
-  assert.deepEqual(ids.filter((id) => !effects.some((e) => e.job_id === id)), [], "no job was lost");
-  assert.deepEqual(effects.filter((e) => e.n > 1), [], "no job ran twice");
+  const { lost, duplicated } = await effects.outcome(ids);
+  assert.deepEqual(lost, [], "no job was lost");
+  assert.deepEqual(duplicated, [], "no job ran twice");
   assert.equal((await db`select count(*)::int as n from pgq.jobs`)[0]!.n, 0, "no job was left running");
   const longestGapMs = Math.max(...completedAt.map((t, i) => t - (completedAt[i - 1] ?? started)));
   // Steady: a stalled pool shows as a long pause between completions, however loaded the machine.
@@ -61,12 +62,12 @@ async function drain(
 }
 
 test("lease mode on the caller's pool of 2, concurrency 8, handlers holding a connection while they query", async () => {
-  const { warnings } = await drain("lease", "caller's, max 2", (q) => async (job, ctx) => {
+  const { warnings } = await drain("lease", "caller's, max 2", (q, effects) => async (job, ctx) => {
     const sql = ctx.sql as Sql;
     if (Number(job.id) % 2 === 0) {
       // Holds a connection of ctx.sql, and queries through ctx.sql and q.sql meanwhile.
       await sql.begin(async (tx) => {
-        await tx`insert into effects values (${job.id})`;
+        await effects.record(job, { sql: tx });
         await sql`select pg_sleep(0.01)`;
         await q.sql`select 1`;
       });
@@ -74,7 +75,7 @@ test("lease mode on the caller's pool of 2, concurrency 8, handlers holding a co
       // Holds a connection of q.sql, and queries through ctx.sql meanwhile.
       await q.sql.begin(async (tx) => {
         await tx`select pg_sleep(0.01)`;
-        await sql`insert into effects values (${job.id})`;
+        await effects.record(job, ctx);
       });
     }
   });
@@ -82,8 +83,8 @@ test("lease mode on the caller's pool of 2, concurrency 8, handlers holding a co
 });
 
 test("transaction mode on the caller's pool of 2, concurrency 8, handlers using the pool beside ctx.sql", async () => {
-  const { warnings } = await drain("transaction", "caller's, max 2", (q) => async (job, ctx) => {
-    await ctx.sql`insert into effects values (${job.id})`;
+  const { warnings } = await drain("transaction", "caller's, max 2", (q, effects) => async (job, ctx) => {
+    await effects.record(job, ctx);
     await q.sql`select count(*) from effects`;
     await q.sql.begin(async (tx) => {
       await tx`select pg_sleep(0.01)`;
@@ -94,10 +95,10 @@ test("transaction mode on the caller's pool of 2, concurrency 8, handlers using 
 });
 
 test("lease mode on pgq's own pool, concurrency 8, handlers nesting ctx.sql", async () => {
-  const { warnings } = await drain("lease", "pgq's", () => async (job, ctx) => {
+  const { warnings } = await drain("lease", "pgq's", (_q, effects) => async (job, ctx) => {
     const sql = ctx.sql as Sql;
     await sql.begin(async (tx) => {
-      await tx`insert into effects values (${job.id})`;
+      await effects.record(job, { sql: tx });
       await sql`select pg_sleep(0.01)`;
     });
   });

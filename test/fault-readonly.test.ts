@@ -9,6 +9,8 @@ import postgres from "postgres";
 import { isReadOnlyError } from "../src/db/outage.js";
 import { connect, type Job } from "../src/index.js";
 import { freshDatabase, serverUrl } from "./helpers/db.js";
+import { effectsTable } from "./helpers/effects.js";
+import { drained } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
 const CONCURRENCY = 4;
@@ -34,7 +36,7 @@ for (const { mode, cutOnRevert, leaseMs } of cases) {
     const db = postgres(url, { max: 2, onnotice: () => {} });
     // ALTER DATABASE is refused on a read-only session: the switch is made from another database.
     const admin = postgres(serverUrl, { max: 1, onnotice: () => {} });
-    await db`create table effects (job_id bigint not null, attempt int not null)`;
+    const effects = await effectsTable(db);
     const lines: LogLine[] = [];
     const logger = pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
     const q = await connect({ databaseUrl: url, logger });
@@ -48,7 +50,7 @@ for (const { mode, cutOnRevert, leaseMs } of cases) {
     const backedOff: string[] = [];
     let recordedReadOnly = 0;
     const worker = q.work("work", async (job: Job, ctx) => {
-      await ctx.sql`insert into effects values (${job.id}, ${job.attempts})`;
+      await effects.record(job, ctx);
       await new Promise((r) => setTimeout(r, 50));
     }, { mode, concurrency: CONCURRENCY, leaseMs });
     worker.on("started", (job) => started.set(job.id, (started.get(job.id) ?? 0) + 1));
@@ -59,7 +61,7 @@ for (const { mode, cutOnRevert, leaseMs } of cases) {
       }
     });
     await worker.ready;
-    await waitFor(async () => (await db`select count(*)::int as n from effects`)[0]!.n >= 40, { what: "jobs before the switch" });
+    await waitFor(async () => (await effects.tally()).size >= 40, { what: "jobs before the switch" });
 
     const cutSessions = () => admin`
       select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name} and application_name = 'pgq'`;
@@ -71,10 +73,7 @@ for (const { mode, cutOnRevert, leaseMs } of cases) {
     if (cutOnRevert) await cutSessions();
     const revertedAt = Date.now();
 
-    await waitFor(async () => (await db`select count(*)::int as n from pgq.jobs`)[0]!.n === 0, {
-      timeoutMs: 60_000,
-      what: "every job to finish after the revert",
-    });
+    await drained(db, undefined, 60_000);
     const recoveredInMs = Date.now() - revertedAt;
     await worker.stop();
 
@@ -86,19 +85,17 @@ for (const { mode, cutOnRevert, leaseMs } of cases) {
     assert.ok(failedClaims.length <= 20, `${failedClaims.length} claims in ${READ_ONLY_MS} ms read-only`);
     assert.ok(Math.max(...failedClaims.map((l) => l.retryInMs ?? 0)) >= 1600, "the waits between claims grew");
 
-    const effects = await db<{ job_id: string; n: number; attempt: number }[]>`
-      select job_id, count(*)::int as n, max(attempt) as attempt from effects group by job_id`;
-    const byId = new Map(effects.map((e) => [e.job_id, e]));
-    assert.deepEqual(ids.filter((id) => !byId.has(id)), [], "no job was lost");
-    const duplicated = effects.filter((e) => e.n > 1);
+    const { lost, duplicated } = await effects.outcome(ids);
+    assert.deepEqual(lost, [], "no job was lost");
     if (mode === "transaction") assert.deepEqual(duplicated, [], "no job's effect exists twice");
     // Lease mode is at least once: only jobs cut off between their effect and their completion ran twice.
     else assert.ok(duplicated.length <= 2 * CONCURRENCY, `${duplicated.length} jobs ran twice`);
     // Every attempt a job spent is a claim that ran it: the read-only time burnt none.
-    assert.deepEqual(effects.filter((e) => e.attempt !== started.get(e.job_id)), [], "attempts match the runs");
+    const tally = [...(await effects.tally())];
+    assert.deepEqual(tally.filter(([id, t]) => t.lastAttempt !== started.get(id)), [], "attempts match the runs");
     assert.deepEqual(backedOff, [], "no job waits a backoff for the database being read-only");
     assert.equal((await db`select count(*)::int as n from pgq.dead_jobs`)[0]!.n, 0, "no job died");
-    const rerun = effects.filter((e) => e.attempt > 1).length;
+    const rerun = tally.filter(([, t]) => t.lastAttempt > 1).length;
     console.log(`# ${mode}: ${failedClaims.length} claims while read-only; ${rerun} jobs ran again, ${recordedReadOnly} `
       + `recorded failing on the read-only database; drained ${recoveredInMs} ms after the revert`);
   });

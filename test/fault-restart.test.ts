@@ -3,13 +3,14 @@
 // transaction mode, claiming resumes within seconds of the server's return, LISTEN comes
 // back so that wake-ups are fast again, and no job is left running.
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { after, test } from "node:test";
 import postgres from "postgres";
 import { connect } from "../src/index.js";
-import { startCli } from "./helpers/cli.js";
+import { effectsTable } from "./helpers/effects.js";
 import { ownServer } from "./helpers/own-server.js";
+import { drained } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
+import { pgqWork } from "./helpers/workers.js";
 
 const WORKERS = 4;
 const CONCURRENCY = 4;
@@ -18,30 +19,16 @@ const RECOVERY_BOUND_MS = 15_000;
 
 const server = await ownServer();
 const db = postgres(server.databaseUrl, { max: 2, onnotice: () => {} });
-await db`create table effects (job_id bigint not null, queue text not null, at timestamptz not null default clock_timestamp())`;
+const effects = await effectsTable(db);
 const q = await connect({ databaseUrl: server.databaseUrl });
 
-function startWorker(queue: string, mode: string): ChildProcess {
-  const child = startCli(
-    [
-      "work", queue, "--handler", "test/fixtures/chaos-handler.mjs", "--mode", mode,
-      "--concurrency", String(CONCURRENCY), "--lease-ms", "3000",
-      // Only a notification (or a failed claim's retry) makes a worker claim: the poll never does here.
-      "--poll-interval-ms", "600000",
-    ],
-    { databaseUrl: server.databaseUrl },
-  );
-  child.stdout!.resume();
-  child.stderr!.resume();
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once("exit", () => r()));
-}
-
-const effectsOf = (queue: string) => db<{ job_id: string; n: number }[]>`
-  select job_id, count(*)::int as n from effects where queue = ${queue} group by job_id`;
+const startWorker = (queue: string, mode: "transaction" | "lease") => pgqWork(queue, {
+  handler: "test/fixtures/chaos-handler.mjs", mode, concurrency: CONCURRENCY, leaseMs: 3000,
+  // Only a notification (or a failed claim's retry) makes a worker claim: the poll never does here.
+  pollIntervalMs: 600_000,
+  databaseUrl: server.databaseUrl,
+});
+const ranJobs = async (queue: string) => (await effects.tally(queue)).size;
 
 for (const [mode, restart] of [["transaction", "fast"], ["transaction", "immediate"], ["lease", "immediate"]] as const) {
   test(`pg_ctl restart -m ${restart} under load, ${WORKERS} workers in ${mode} mode`, async () => {
@@ -60,13 +47,13 @@ for (const [mode, restart] of [["transaction", "fast"], ["transaction", "immedia
           }
         }
       })();
-      await waitFor(async () => (await effectsOf(queue)).length > 300, { timeoutMs: 30_000, what: "workers busy before the restart" });
+      await waitFor(async () => (await ranJobs(queue)) > 300, { timeoutMs: 30_000, what: "workers busy before the restart" });
 
       const [{ at: restartedAt }] = await db<[{ at: Date }]>`select clock_timestamp() as at`;
       await server.restart(restart);
       const back = Date.now();
-      const effectsBefore = (await effectsOf(queue)).length;
-      await waitFor(async () => (await effectsOf(queue)).length > effectsBefore + 100, {
+      const ranBefore = await ranJobs(queue);
+      await waitFor(async () => (await ranJobs(queue)) > ranBefore + 100, {
         timeoutMs: RECOVERY_BOUND_MS,
         what: "jobs to run again after the restart",
       });
@@ -74,10 +61,7 @@ for (const [mode, restart] of [["transaction", "fast"], ["transaction", "immedia
       producing = false;
       await producer;
 
-      await waitFor(async () => (await db`select count(*)::int as n from pgq.jobs where queue = ${queue}`)[0]!.n === 0, {
-        timeoutMs: 30_000,
-        what: "every acknowledged job to run and leave pgq.jobs",
-      });
+      await drained(db, queue);
       const drainedMs = Date.now() - back;
 
       // LISTEN is back: with a ten-minute poll, only a notification starts this job so soon.
@@ -90,9 +74,8 @@ for (const [mode, restart] of [["transaction", "fast"], ["transaction", "immedia
       const wakeMs = Date.now() - sent;
       acknowledged.push(id);
 
-      const runs = new Map((await effectsOf(queue)).map((r) => [r.job_id, r.n]));
-      assert.deepEqual(acknowledged.filter((jobId) => !runs.has(jobId)), [], "no acknowledged job was lost");
-      const extra = [...runs.values()].reduce((sum, n) => sum + n - 1, 0);
+      assert.deepEqual((await effects.outcome(acknowledged)).lost, [], "no acknowledged job was lost");
+      const extra = [...(await effects.tally(queue)).values()].reduce((sum, r) => sum + r.runs - 1, 0);
       if (mode === "transaction") assert.equal(extra, 0, "no job's effect exists twice");
       else {
         // Lease mode is at-least-once: only jobs in flight when the server went down (running, or
@@ -108,8 +91,7 @@ for (const [mode, restart] of [["transaction", "fast"], ["transaction", "immedia
           `${drainedMs} ms after the server returned; next wake-up ${wakeMs} ms; ${extra} re-runs`,
       );
     } finally {
-      for (const w of workers) w.kill("SIGTERM");
-      await Promise.all(workers.map(exited));
+      await Promise.all(workers.map((w) => w.stop()));
     }
   });
 }

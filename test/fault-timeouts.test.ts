@@ -7,6 +7,8 @@ import { after, test } from "node:test";
 import postgres from "postgres";
 import { connect, type Job, type JobContext } from "../src/index.js";
 import { freshDatabase } from "./helpers/db.js";
+import { effectsTable, type Effects } from "./helpers/effects.js";
+import { drained } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
 const FOLLOWING = 10;
@@ -16,6 +18,7 @@ const RETRY_AFTER = { baseMs: 3000, maxMs: 3000 };
 interface Setup {
   url: string;
   db: postgres.Sql;
+  effects: Effects;
 }
 
 async function setup(databaseSettings: string[] = []): Promise<Setup> {
@@ -23,13 +26,12 @@ async function setup(databaseSettings: string[] = []): Promise<Setup> {
   const db = postgres(url, { max: 2, onnotice: () => {} });
   after(() => db.end());
   for (const setting of databaseSettings) await db.unsafe(`alter database ${name} set ${setting}`);
-  await db`create table effects (job_id bigint not null, attempt int not null)`;
-  return { url, db };
+  return { url, db, effects: await effectsTable(db) };
 }
 
 /** Runs `faulty` jobs that fail on their first attempt, then FOLLOWING plain ones, on one slot. */
 async function run(
-  { url, db }: Setup,
+  { url, db, effects }: Setup,
   faulty: Record<string, (job: Job, ctx: JobContext) => Promise<void>>,
 ) {
   const q = await connect({ databaseUrl: url });
@@ -41,7 +43,7 @@ async function run(
   const sessions: { pid: number; statementTimeout: string }[] = [];
   const started = performance.now();
   const worker = q.work("work", async (job, ctx) => {
-    await ctx.sql`insert into effects values (${job.id}, ${job.attempts})`;
+    await effects.record(job, ctx);
     const { faulty: name } = job.payload as { faulty?: string };
     if (name && job.attempts === 1) await faulty[name]!(job, ctx);
     const [session] = await ctx.sql<[{ pid: number; statement_timeout: string }]>`
@@ -58,17 +60,14 @@ async function run(
       recorded.set(job.id, { lastError: row?.last_error ?? "", outcome, afterMs: performance.now() - started });
     });
   });
-  await waitFor(async () => (await db`select count(*)::int as n from pgq.jobs`)[0]!.n === 0, {
-    timeoutMs: 60_000,
-    what: "every job to finish",
-  });
+  await drained(db, undefined, 60_000);
   await worker.stop();
 
-  const effects = await db<{ job_id: string; attempt: number }[]>`select job_id, attempt from effects order by job_id, attempt`;
+  const tally = await effects.tally();
   // The first attempt's insert rolled back: each faulty job has only its second attempt's row.
-  for (const id of faultyIds.keys()) assert.deepEqual(effects.filter((e) => e.job_id === id).map((e) => e.attempt), [2]);
-  assert.deepEqual(following.filter((id) => !effects.some((e) => e.job_id === id && e.attempt === 1)), [], "every following job ran once");
-  assert.equal(effects.length, faultyIds.size + FOLLOWING, "no other effect");
+  for (const id of faultyIds.keys()) assert.deepEqual(tally.get(id), { runs: 1, lastAttempt: 2 });
+  assert.deepEqual(following.filter((id) => tally.get(id)?.runs !== 1 || tally.get(id)?.lastAttempt !== 1), [], "every following job ran once");
+  assert.equal(tally.size, faultyIds.size + FOLLOWING, "no other effect");
   assert.deepEqual(failures.sort(), [...faultyIds.keys()].sort(), "only the faulty jobs failed, once each");
   assert.equal((await db`select count(*)::int as n from pgq.dead_jobs`)[0]!.n, 0);
   assert.deepEqual(sessions.map((s) => s.statementTimeout), sessions.map(() => "0"), "no session setting outlived its transaction");

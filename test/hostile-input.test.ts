@@ -9,9 +9,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ValidationError, type PgqErrorCode } from "../src/index.js";
-import { collect, runCli, startCli } from "./helpers/cli.js";
+import { runCli } from "./helpers/cli.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
+import { pgqWork } from "./helpers/workers.js";
 
 const { q, db, url } = await testQueue();
 await db`create table received (job_id bigint primary key, queue text not null, payload_json text not null)`;
@@ -253,14 +254,12 @@ test("pgq work runs every stored job to completion; its handler gets the payload
   const queues = [...new Set((await db`select distinct queue from pgq.jobs`).map((r) => r.queue as string))];
   // The neighbours enqueueMany wrote run too; every job in the database is one of the matrix's.
   const all = await db`select id, payload::text as payload from pgq.jobs`;
-  const child = startCli(["work", ...queues, "--handler", "test/fixtures/echo-handler.mjs", "--concurrency", "4"], { databaseUrl: url });
-  const done = collect(child, performance.now(), 120_000);
+  const worker = pgqWork(queues, { handler: "test/fixtures/echo-handler.mjs", concurrency: 4, databaseUrl: url });
   await waitFor(async () => (await db`select count(*)::int as n from received`)[0]!.n === all.length, {
     timeoutMs: 90_000,
     what: `${all.length} jobs to run`,
   });
-  child.kill("SIGTERM");
-  const r = await done;
+  const r = await worker.stop();
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await footprint(), { jobs: 0, dead: 0, schedules: 0 }, "every job completed, none died or is stuck");
   const received = new Map((await db`select job_id, payload_json from received`).map((r) => [r.job_id as string, r.payload_json as string]));

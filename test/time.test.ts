@@ -4,14 +4,14 @@
 // ticks must all keep to the database's clock. Each job's handler records when it ran by its
 // own clock and by the database's (test/fixtures/clock-handler.mjs).
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { after, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import postgres from "postgres";
 import { connect } from "../src/index.js";
-import { collect, runCli, startCli, type CliOptions, type CliResult } from "./helpers/cli.js";
+import { runCli, type CliOptions } from "./helpers/cli.js";
 import { freshDatabase } from "./helpers/db.js";
 import { waitFor } from "./helpers/wait.js";
+import { pgqWork, type WorkerProcess } from "./helpers/workers.js";
 
 const HOUR = 3_600_000;
 /** Lease of the long-running workers: the heartbeat renews every leaseMs / 3. */
@@ -26,9 +26,7 @@ await db`
   create table time_runs (job_id bigint, queue text, attempt int, pid int, local_now timestamptz, db_now timestamptz,
                           session_time_zone text, run_at timestamptz, created_at timestamptz, failed_at timestamptz)`;
 
-const children = new Set<ChildProcess>();
 after(async () => {
-  for (const child of children) child.kill("SIGKILL");
   await q.close();
   await db.end();
 });
@@ -60,20 +58,8 @@ function skewed(clock: Clock): CliOptions {
 }
 
 /** `pgq work` in lease mode under `clock`, with the recording handler. */
-function work(clock: Clock, queues: string[], leaseMs = LEASE_MS): { stop: () => Promise<CliResult>; exited: Promise<CliResult> } {
-  const child = startCli(
-    ["work", ...queues, "--handler", "test/fixtures/clock-handler.mjs", "--mode", "lease", "--lease-ms", String(leaseMs), "--concurrency", "4"],
-    skewed(clock),
-  );
-  children.add(child);
-  const exited = collect(child, performance.now(), 10 * 60_000).finally(() => children.delete(child));
-  return {
-    exited,
-    stop: () => {
-      child.kill("SIGTERM");
-      return exited;
-    },
-  };
+function work(clock: Clock, queues: string[], leaseMs = LEASE_MS): WorkerProcess {
+  return pgqWork(queues, { handler: "test/fixtures/clock-handler.mjs", mode: "lease", leaseMs, concurrency: 4, ...skewed(clock) });
 }
 
 async function cli(clock: Clock, args: string[]): Promise<string> {

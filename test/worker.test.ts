@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { Job } from "../src/index.js";
-import { testQueue } from "./helpers/queue.js";
+import type { Job, JobContext } from "../src/index.js";
+import { effectsTable } from "./helpers/effects.js";
+import { drained, testQueue } from "./helpers/queue.js";
 import { nextEvent, waitFor } from "./helpers/wait.js";
 
 const { q, db } = await testQueue();
@@ -46,26 +47,22 @@ test("the handler sees the job and a context; a finished job leaves pgq.jobs", a
 });
 
 test("effects exactly once: 2 workers x 8, first attempts that throw after writing", async () => {
-  await db`create table effects (job_id bigint not null, attempt int not null)`;
+  const effects = await effectsTable(db);
   const ids = await q.enqueueMany("exactly-once", Array.from({ length: 400 }, (_, i) => ({ i })), {
     backoff: { baseMs: 5, maxMs: 20 },
   });
-  const handler = async (job: Job<{ i: number }>, ctx: { sql: typeof db }) => {
-    await ctx.sql`insert into effects values (${job.id}, ${job.attempts})`;
+  const handler = async (job: Job, ctx: JobContext) => {
+    await effects.record(job, ctx);
     // A failure after the write: the write must roll back with the attempt.
-    if (job.payload.i % 3 === 0 && job.attempts === 1) throw new Error("fails after its write");
+    if ((job.payload as { i: number }).i % 3 === 0 && job.attempts === 1) throw new Error("fails after its write");
   };
   const workers = [1, 2].map(() => q.work("exactly-once", handler, { concurrency: 8 }));
-  await waitFor(async () => (await remaining("exactly-once")) === 0, { timeoutMs: 60_000, what: "the queue to drain" });
+  await drained(db, "exactly-once", 60_000);
   await Promise.all(workers.map((w) => w.stop()));
-  const effects = await db`select job_id, count(*)::int as n, max(attempt) as attempt from effects group by job_id order by job_id`;
-  assert.equal(effects.length, 400);
-  assert.deepEqual(effects.map((e) => e.job_id).sort(), [...ids].sort());
-  assert.ok(effects.every((e) => e.n === 1), "every job's effect exists exactly once");
-  for (const e of effects) {
-    const i = ids.indexOf(e.job_id);
-    assert.equal(e.attempt, i % 3 === 0 ? 2 : 1);
-  }
+  assert.deepEqual(await effects.outcome(ids), { lost: [], duplicated: [] }, "every job's effect exists exactly once");
+  const tally = await effects.tally();
+  assert.equal(tally.size, 400);
+  ids.forEach((id, i) => assert.equal(tally.get(id)!.lastAttempt, i % 3 === 0 ? 2 : 1));
 });
 
 test("a job that keeps failing retries with backoff, then moves to dead_jobs with its error history", async () => {

@@ -1,6 +1,7 @@
 // How the CLI ends: exit 0 on success, 1 on a runtime failure, 2 on a usage error, with one
 // line on stderr saying what went wrong, never a stack trace (unless --log-level debug).
 import { CommanderError } from "commander";
+import { schemaNotMigratedError } from "../db/schema-errors.js";
 import { PgqError, ValidationError } from "../errors.js";
 
 export const EXIT_OK = 0;
@@ -21,13 +22,9 @@ export function exitCodeFor(error: unknown): number {
 /** The one line printed for an error, after "pgq: ". */
 export function describeError(error: unknown, schema: string): string {
   if (error instanceof CommanderError) return `${error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ")} (see pgq --help)`;
-  if (error instanceof UsageError || error instanceof PgqError) return firstLine(error.message);
-  const code = (error as { code?: unknown } | null)?.code;
-  // undefined_table, invalid_schema_name: the schema was never migrated in this database.
-  if (code === "42P01" || code === "3F000") {
-    return `pgq's tables are not in schema "${schema}" of this database: run \`pgq migrate\` first (${firstLine((error as Error).message)})`;
-  }
-  return firstLine(error instanceof Error ? error.message : String(error));
+  // The library throws SCHEMA_NOT_MIGRATED itself; this catches what reaches here unmapped.
+  const known = error instanceof UsageError || error instanceof PgqError ? error : schemaNotMigratedError(error, schema);
+  return firstLine(known?.message ?? (error instanceof Error ? error.message : String(error)));
 }
 
 function firstLine(text: string): string {

@@ -16,7 +16,7 @@ export async function migrateCommand(options: { print?: boolean }, globals: Glob
 /**
  * Every migration as one SQL script, for teams that apply schema changes with their own tools.
  * It records each migration in <schema>.migrations exactly as `pgq migrate` does (see
- * src/migrate.ts), so that pgq, and a later `pgq migrate`, see the schema as up to date.
+ * src/admin/migrate.ts), so that pgq, and a later `pgq migrate`, see the schema as up to date.
  */
 async function migrationScript(schema: string): Promise<string> {
   const s = quoteIdent(schema);

@@ -6,6 +6,7 @@ import type { Logger } from "pino";
 import { Backoff } from "../backoff.js";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
+import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
 import { claimJobs, nextDueInMs, type ClaimedJob } from "../sql/claim.js";
 import type { WorkerSettings } from "./settings.js";
@@ -61,7 +62,10 @@ export class FetchLoop {
       } catch (error) {
         wake.more();
         const retryInMs = failures.next();
-        log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
+        // A worker started before `pgq migrate` says what to run, and starts once it has run.
+        const unmigrated = schemaNotMigratedError(error, tables.schema);
+        if (unmigrated) log.error({ err: unmigrated, retryInMs }, "cannot claim: pgq's schema is not migrated; retrying");
+        else log.warn({ err: error, retryInMs }, "claiming jobs failed; retrying");
         pool.recoverFrom(error);
         attempted();
         await wake.sleep(retryInMs);

@@ -6,6 +6,8 @@ export const bin = fileURLToPath(new URL("../../bin/pgq.js", import.meta.url));
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended the process, if one did. */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
   ms: number;
@@ -46,10 +48,10 @@ export function collect(child: ChildProcess, started = performance.now(), timeou
       child.kill("SIGKILL");
       reject(new Error(`pgq ${child.spawnargs.slice(2).join(" ")} did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
     }, timeoutMs);
-    child.on("exit", (code) => {
+    child.on("exit", (code, signal) => {
       clearTimeout(timer);
       // Let the pipes drain before resolving.
-      setImmediate(() => resolve({ code, stdout, stderr, ms: performance.now() - started }));
+      setImmediate(() => resolve({ code, signal, stdout, stderr, ms: performance.now() - started }));
     });
   });
 }

@@ -1,6 +1,6 @@
 // PgBouncer in transaction pooling mode, on loopback in front of a test's PostgreSQL, started
-// from Debian's package (.ci/run installs it; nothing is installed here). Stopped when the
-// test file ends.
+// from Debian's package (.ci/run installs it; nothing is installed here; tests that need it
+// pass `needs(pgbouncer)`). Stopped when the test file ends.
 import { spawn, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chown, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -9,8 +9,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after } from "node:test";
 import { freePort } from "../../src/dev/local-postgres.js";
+import type { Tool } from "./tools.js";
 
 const BINARY = "/usr/sbin/pgbouncer";
+
+export const pgbouncer: Tool = {
+  name: "PgBouncer",
+  installed: () => existsSync(BINARY),
+  install: "apt-get install pgbouncer; .ci/run installs it",
+};
 
 export interface Pgbouncer {
   port: number;
@@ -21,9 +28,6 @@ export interface Pgbouncer {
 }
 
 export async function startPgbouncer(serverUrl: string): Promise<Pgbouncer> {
-  if (!existsSync(BINARY)) {
-    throw new Error(`pgbouncer is not installed (${BINARY}): apt-get install pgbouncer (.ci/run installs it)`);
-  }
   const server = new URL(serverUrl);
   const user = decodeURIComponent(server.username || "postgres");
   const password = decodeURIComponent(server.password);
