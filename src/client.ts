@@ -20,6 +20,7 @@ import type {
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
 import { Maintenance } from "./maintenance/maintenance.js";
 import { OwnPool } from "./db/own-pool.js";
+import { Marker } from "./worker/marker.js";
 import { workerSettings, type Handlers } from "./worker/settings.js";
 import { PgqWorker } from "./worker/worker.js";
 
@@ -91,6 +92,8 @@ class Client implements Queue {
   readonly schema: string;
   private readonly workers = new Set<PgqWorker>();
   private maintenance: Maintenance | undefined;
+  /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
+  private marker: Marker | undefined;
   /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
   private maintenanceStopped: Promise<void> | undefined;
 
@@ -139,14 +142,17 @@ class Client implements Queue {
       if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
     const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log) : undefined;
-    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, pooled, tables: this.t, log });
+    if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
+    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log });
     this.workers.add(worker);
     this.maintenance ??= this.startMaintenance();
     this.maintenance.start(settings.pollIntervalMs);
     worker.once("stopped", () => {
       this.workers.delete(worker);
       if (this.workers.size > 0 || !this.maintenance) return;
-      this.maintenanceStopped = this.maintenance.stop();
+      const marker = this.marker;
+      this.marker = undefined;
+      this.maintenanceStopped = Promise.all([this.maintenance.stop(), marker?.close()]).then(() => undefined);
       this.maintenance = undefined;
     });
     void worker.ready.then(undefined, () => undefined);
@@ -164,7 +170,7 @@ class Client implements Queue {
 
   /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
   private startMaintenance(): Maintenance {
-    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log);
+    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log, this.marker);
     maintenance.on("rescued", () => this.workers.forEach((w) => w.wake()));
     return maintenance;
   }
