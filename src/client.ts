@@ -12,6 +12,7 @@ import { inspectQueues, type Inspection, type InspectOptions } from "./admin/ins
 import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./admin/schedules.js";
 import { poolSizeWarning } from "./db/pool-size.js";
 import { queueStats } from "./admin/stats.js";
+import { listWorkers, type WorkerInfo } from "./admin/workers.js";
 import { tables, type Tables } from "./db/tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
@@ -37,6 +38,8 @@ export interface Queue {
   stats(): Promise<Stats>;
   /** Queue depths in bounded time, with estimates for large counts (what `pgq inspect` shows). */
   inspect(options?: InspectOptions): Promise<Inspection>;
+  /** Registered workers, whether each is alive, and the jobs each runs. */
+  workers(): Promise<WorkerInfo[]>;
   /** Jobs that exhausted their attempts: list them, send them back to the queue, or delete them. */
   readonly deadJobs: {
     list(options?: ListDeadJobsOptions): Promise<DeadJob[]>;
@@ -90,7 +93,7 @@ export async function connect(options: ConnectOptions = {}): Promise<Queue> {
 
 class Client implements Queue {
   readonly schema: string;
-  private readonly workers = new Set<PgqWorker>();
+  private readonly running = new Set<PgqWorker>();
   private maintenance: Maintenance | undefined;
   /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
   private marker: Marker | undefined;
@@ -144,12 +147,12 @@ class Client implements Queue {
     const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log) : undefined;
     if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
     const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log });
-    this.workers.add(worker);
+    this.running.add(worker);
     this.maintenance ??= this.startMaintenance();
     this.maintenance.start(settings.pollIntervalMs);
     worker.once("stopped", () => {
-      this.workers.delete(worker);
-      if (this.workers.size > 0 || !this.maintenance) return;
+      this.running.delete(worker);
+      if (this.running.size > 0 || !this.maintenance) return;
       const marker = this.marker;
       this.marker = undefined;
       this.maintenanceStopped = Promise.all([this.maintenance.stop(), marker?.close()]).then(() => undefined);
@@ -171,7 +174,7 @@ class Client implements Queue {
   /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
   private startMaintenance(): Maintenance {
     const maintenance = new Maintenance(this.ownPool(1), this.t, this.log, this.marker);
-    maintenance.on("rescued", () => this.workers.forEach((w) => w.wake()));
+    maintenance.on("rescued", () => this.running.forEach((w) => w.wake()));
     return maintenance;
   }
 
@@ -181,6 +184,10 @@ class Client implements Queue {
 
   inspect(options?: InspectOptions): Promise<Inspection> {
     return inspectQueues(this.sql, this.schema, options);
+  }
+
+  workers(): Promise<WorkerInfo[]> {
+    return listWorkers(this.sql, this.t);
   }
 
   readonly deadJobs = {
@@ -218,7 +225,7 @@ class Client implements Queue {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.workers].map((w) => w.stop()));
+    await Promise.all([...this.running].map((w) => w.stop()));
     await this.maintenanceStopped;
     if (this.url) await this.sql.end({ timeout: 5 });
   }
