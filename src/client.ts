@@ -14,6 +14,7 @@ import { inspectQueues, type Inspection, type InspectOptions } from "./admin/ins
 import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./admin/schedules.js";
 import { poolSizeWarning } from "./db/pool-size.js";
 import { queueStats } from "./admin/stats.js";
+import { listWorkers, type WorkerInfo } from "./admin/workers.js";
 import { tables, type Tables } from "./db/tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
@@ -22,6 +23,7 @@ import type {
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
 import { Maintenance } from "./maintenance/maintenance.js";
 import { OwnPool } from "./db/own-pool.js";
+import { Marker } from "./worker/marker.js";
 import { workerSettings, type Handlers } from "./worker/settings.js";
 import { PgqWorker } from "./worker/worker.js";
 
@@ -38,6 +40,8 @@ export interface Queue {
   stats(): Promise<Stats>;
   /** Queue depths in bounded time, with estimates for large counts (what `pgq inspect` shows). */
   inspect(options?: InspectOptions): Promise<Inspection>;
+  /** Registered workers, whether each is alive, and the jobs each runs. */
+  workers(): Promise<WorkerInfo[]>;
   /** Jobs that exhausted their attempts: list them, send them back to the queue, or delete them. */
   readonly deadJobs: {
     list(options?: ListDeadJobsOptions): Promise<DeadJob[]>;
@@ -95,8 +99,10 @@ export async function connect(options: ConnectOptions = {}): Promise<Queue> {
 
 class Client implements Queue {
   readonly schema: string;
-  private readonly workers = new Set<PgqWorker>();
+  private readonly running = new Set<PgqWorker>();
   private maintenance: Maintenance | undefined;
+  /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
+  private marker: Marker | undefined;
   /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
   private maintenanceStopped: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
@@ -156,14 +162,17 @@ class Client implements Queue {
       if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
     const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log) : undefined;
-    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, pooled, tables: this.t, log });
-    this.workers.add(worker);
+    if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
+    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log });
+    this.running.add(worker);
     this.maintenance ??= this.startMaintenance();
     this.maintenance.start(settings.pollIntervalMs);
     worker.once("stopped", () => {
-      this.workers.delete(worker);
-      if (this.workers.size > 0 || !this.maintenance) return;
-      this.maintenanceStopped = this.maintenance.stop();
+      this.running.delete(worker);
+      if (this.running.size > 0 || !this.maintenance) return;
+      const marker = this.marker;
+      this.marker = undefined;
+      this.maintenanceStopped = Promise.all([this.maintenance.stop(), marker?.close()]).then(() => undefined);
       this.maintenance = undefined;
     });
     void worker.ready.then(undefined, () => undefined);
@@ -181,8 +190,8 @@ class Client implements Queue {
 
   /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
   private startMaintenance(): Maintenance {
-    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log);
-    maintenance.on("rescued", () => this.workers.forEach((w) => w.wake()));
+    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log, this.marker);
+    maintenance.on("rescued", () => this.running.forEach((w) => w.wake()));
     return maintenance;
   }
 
@@ -195,6 +204,10 @@ class Client implements Queue {
     assertOpen(this.closed, "q.inspect()");
     assertOptionsObject("q.inspect()", options);
     return checkingSchema(this.schema, inspectQueues(this.sql, this.schema, options));
+  }
+
+  workers(): Promise<WorkerInfo[]> {
+    return listWorkers(this.sql, this.t);
   }
 
   readonly deadJobs = {
@@ -254,7 +267,7 @@ class Client implements Queue {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.all([...this.workers].map((w) => w.stop()));
+      await Promise.all([...this.running].map((w) => w.stop()));
       await this.maintenanceStopped;
       if (this.url) await this.sql.end({ timeout: 5 });
     })();

@@ -66,10 +66,12 @@ export class WorkerStoppedError extends PgqError {
 
 /** Recorded by the rescue: the attempt's worker stopped renewing its lease (it died, hung, or lost the database). */
 export class WorkerLostError extends PgqError {
-  constructor(worker: string | null, leaseLapsedAt: Date) {
+  /** `leaseLapsedAt`, or null when the worker's session ended (src/worker/marker.ts) before its lease lapsed. */
+  constructor(worker: string | null, leaseLapsedAt: Date | null) {
     super(
       "WORKER_LOST",
-      `worker ${worker ?? "?"} stopped without finishing the attempt (it died, hung, or lost the database); its lease lapsed at ${leaseLapsedAt.toISOString()}`,
+      `worker ${worker ?? "?"} stopped without finishing the attempt (it died, hung, or lost the database); ` +
+        (leaseLapsedAt ? `its lease lapsed at ${leaseLapsedAt.toISOString()}` : "its database session ended"),
     );
   }
 }

@@ -17,3 +17,4 @@ export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
 export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
+export type { WorkerInfo } from "./admin/workers.js";

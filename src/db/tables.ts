@@ -7,6 +7,7 @@ export interface Tables {
   deadJobs: Helper<string>;
   schedules: Helper<string>;
   subscriptions: Helper<string>;
+  workers: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -16,5 +17,6 @@ export function tables(sql: Sql, schema: string): Tables {
     deadJobs: sql(`${schema}.dead_jobs`),
     schedules: sql(`${schema}.schedules`),
     subscriptions: sql(`${schema}.subscriptions`),
+    workers: sql(`${schema}.workers`),
   };
 }

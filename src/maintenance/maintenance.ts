@@ -1,7 +1,9 @@
 // Maintenance: the work that keeps the queue healthy whoever's jobs are running, done once per
 // client (however many workers it has), not once per worker:
 //
-//   rescue   jobs whose lease lapsed (their worker died or hung) are failed and made claimable
+//   rescue   jobs whose worker's session ended (it died), every second, and jobs whose lease
+//            lapsed (their worker died, hung, or sits behind a pooler), are failed and made claimable
+//   forget   rows of pgq.workers whose worker is long dead
 //   cron     due schedule ticks become jobs (scheduler.ts)
 //
 // Every task is safe to run in many processes at once: the statements are fenced in the
@@ -12,7 +14,9 @@ import type { Logger } from "pino";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import type { Tables } from "../db/tables.js";
-import { rescueLapsedLeases } from "../sql/rescue.js";
+import { findLostWorkers, rescueLapsedLeases, rescueLostWorkers } from "../sql/rescue.js";
+import { forgetDeadWorkers } from "../sql/workers.js";
+import type { Marker } from "../worker/marker.js";
 import { Scheduler } from "./scheduler.js";
 
 /** How often the tasks are looked at; each goes to the database only when it is due. */
@@ -20,6 +24,16 @@ const TICK_MS = 100;
 /** Rescue at least this often, whatever the workers' poll: other workers' lapsed jobs wait on it. */
 const RESCUE_MAX_INTERVAL_MS = 5_000;
 const RESCUE_MIN_INTERVAL_MS = 1_000;
+/** Look for workers whose session ended this often: one cheap statement (findLostWorkers). */
+const LOST_WORKERS_EVERY_MS = 1_000;
+/**
+ * A worker's marker must be absent at two looks this far apart before its jobs are rescued:
+ * a live worker whose marker connection was cut takes it again within milliseconds.
+ */
+const LOST_CONFIRM_MS = 500;
+/** After this client's own marker was lost, the database may have dropped every session: lease expiry only for a while. */
+const OWN_LOSS_GRACE_MS = 10_000;
+const FORGET_EVERY_MS = 60_000;
 
 interface MaintenanceEvents {
   /** Jobs were made claimable again: workers should claim now rather than at their poll. */
@@ -32,11 +46,17 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private running: Promise<void> | undefined;
   private rescueEveryMs = RESCUE_MAX_INTERVAL_MS;
   private nextRescueAt = 0;
+  private nextLostCheckAt = 0;
+  private nextForgetAt = 0;
+  /** Workers seen without their marker, by name: the key they had, and when they were first seen so. */
+  private suspects = new Map<string, { key: number; since: number }>();
 
   constructor(
     private readonly pool: OwnPool,
     private readonly tables: Tables,
     private readonly log: Logger,
+    /** Undefined behind a transaction-mode pooler, where sessions say nothing: lease expiry only. */
+    private readonly marker: Marker | undefined,
   ) {
     super();
     this.scheduler = new Scheduler(pool, tables, log);
@@ -59,11 +79,51 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   }
 
   private async tick(): Promise<void> {
+    if (this.marker && performance.now() >= this.nextLostCheckAt) await this.rescueLostWorkers(this.marker);
     if (performance.now() >= this.nextRescueAt) {
       this.nextRescueAt = performance.now() + this.rescueEveryMs;
       await this.rescue();
     }
     await this.scheduler.runIfDue();
+    if (performance.now() >= this.nextForgetAt) {
+      this.nextForgetAt = performance.now() + FORGET_EVERY_MS;
+      await bounded(forgetDeadWorkers(this.pool.sql, this.tables), STATEMENT_BOUND_MS, "forgetting dead workers").catch((error: unknown) =>
+        this.log.debug({ err: error }, "forgetting dead workers failed"),
+      );
+    }
+  }
+
+  /** Workers whose marker is absent at two looks LOST_CONFIRM_MS apart lose their jobs to the queue. */
+  private async rescueLostWorkers(marker: Marker): Promise<void> {
+    const now = performance.now();
+    this.nextLostCheckAt = now + LOST_WORKERS_EVERY_MS;
+    if (marker.lostWithin(OWN_LOSS_GRACE_MS)) {
+      this.suspects.clear();
+      return;
+    }
+    try {
+      const lost = await bounded(findLostWorkers(this.pool.sql, this.tables), STATEMENT_BOUND_MS, "looking for lost workers");
+      const suspects = new Map<string, { key: number; since: number }>();
+      const confirmed: string[] = [];
+      for (const w of lost) {
+        const seen = this.suspects.get(w.name);
+        const suspect = seen?.key === w.lock_key ? seen : { key: w.lock_key, since: now };
+        suspects.set(w.name, suspect);
+        if (now - suspect.since >= LOST_CONFIRM_MS) confirmed.push(w.name);
+      }
+      this.suspects = suspects;
+      const pending = [...suspects.values()].filter((s) => now - s.since < LOST_CONFIRM_MS);
+      if (pending.length > 0) this.nextLostCheckAt = Math.min(...pending.map((s) => s.since + LOST_CONFIRM_MS));
+      if (confirmed.length === 0) return;
+      const rescued = await bounded(rescueLostWorkers(this.pool.sql, this.tables, confirmed), STATEMENT_BOUND_MS, "rescuing lost workers' jobs");
+      if (rescued.length > 0) {
+        this.log.warn({ jobs: rescued.length, workers: confirmed }, "rescued jobs whose worker's session ended");
+        this.emit("rescued", rescued.length);
+      }
+    } catch (error) {
+      this.log.debug({ err: error }, "rescuing lost workers' jobs failed");
+      this.pool.recoverFrom(error);
+    }
   }
 
   private async rescue(): Promise<void> {

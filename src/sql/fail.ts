@@ -3,6 +3,7 @@
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 import { jsonbText, type ErrorRecord } from "../error-record.js";
+import { heldWorkerLocks } from "./workers.js";
 
 export interface Failure {
   id: string;
@@ -17,19 +18,38 @@ export interface FailureOutcome {
   outcome: "retrying" | "dead";
 }
 
+/**
+ * Which jobs may be failed, beyond the lease token: any (the worker's own failure), only those
+ * whose lease lapsed (the rescue), or also those whose worker's session is gone (the rescue of
+ * lost workers, src/sql/rescue.ts).
+ */
+export type FailFence = "token" | "lapsed" | "lapsed-or-worker-lost";
+
+/** After a server restart, workers get this long to take their markers again before their sessions count. */
+export const RESTART_GRACE = "10 seconds";
+
 /** How much of the error's text last_error keeps; the history keeps its structure (error-record.ts). */
 const LAST_ERROR_CHARS = 8000;
 
 /**
  * Each failed job either waits for its next attempt, or, after its last one, moves to
  * dead_jobs with its error history, in the same statement. Every row is fenced by its lease
- * token, and the rescue (`onlyLapsed`) also requires the lease to have lapsed, so a worker
- * that renewed in time keeps its job. FOR UPDATE makes PostgreSQL re-check the fence on the
+ * token, and the rescue also requires the lease to have lapsed or, for a lost worker, its
+ * marker to be absent still (both checked here, in the same statement), so a worker that
+ * renewed in time, or took its marker again, keeps its job. FOR UPDATE makes PostgreSQL re-check the fence on the
  * newest row version if another transaction changed the job in the meantime.
  * A job whose lease was lost is simply missing from the result.
  */
-export async function failJobs(sql: Sql, t: Tables, failures: Failure[], onlyLapsed = false): Promise<FailureOutcome[]> {
+export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: FailFence = "token"): Promise<FailureOutcome[]> {
   if (failures.length === 0) return [];
+  const fenced =
+    fence === "token" ? sql`true`
+    : fence === "lapsed" ? sql`j.locked_until < now()`
+    : sql`(j.locked_until < now() or exists (
+        select from ${t.workers} w
+        where w.name = j.locked_by
+          and w.lock_key not in (${heldWorkerLocks(sql)})
+          and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval))`;
   return sql<FailureOutcome[]>`
     with failure as (
       select f.id, f.token, f.error, f.summary, f.retry_in_ms,
@@ -48,7 +68,7 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], onlyLap
                'error', f.summary, 'details', f.details) as history
       from ${t.jobs} j
       join failure f on j.id = f.id and j.lease_token = f.token
-      where not ${onlyLapsed} or j.locked_until < now()
+      where ${fenced}
       for update of j
     ), retried as (
       update ${t.jobs} j

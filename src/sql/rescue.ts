@@ -1,9 +1,11 @@
-// The rescue of jobs whose worker died: their lease lapsed without a completion or a failure.
+// The rescue of jobs whose worker died: its session ended (its marker, src/sql/workers.ts, is
+// gone), or its lease lapsed without a completion or a failure.
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 import { errorRecord } from "../error-record.js";
 import { WorkerLostError } from "../errors.js";
-import { failJobs, type FailureOutcome } from "./fail.js";
+import { failJobs, RESTART_GRACE, type FailureOutcome } from "./fail.js";
+import { heldWorkerLocks } from "./workers.js";
 
 const BATCH = 500;
 
@@ -31,6 +33,51 @@ export async function rescueLapsedLeases(sql: Sql, t: Tables): Promise<FailureOu
       error: errorRecord(new WorkerLostError(job.locked_by, job.locked_until)),
       retryInMs: 0,
     })),
-    true,
+    "lapsed",
+  );
+}
+
+export interface LostWorker {
+  name: string;
+  lock_key: number;
+}
+
+/**
+ * Registered workers that hold leases while no session holds their marker: their process died,
+ * or lost its marker connection and is taking it again. One statement, cheap enough for every
+ * second: pg_locks once, and the workers that hold leases, read along jobs_leased (as many
+ * rows as running jobs). Nothing during the grace after a server restart, when every marker
+ * is being taken again.
+ */
+export async function findLostWorkers(sql: Sql, t: Tables): Promise<LostWorker[]> {
+  return sql<LostWorker[]>`
+    select w.name, w.lock_key
+    from ${t.workers} w
+    where w.name in (select j.locked_by from ${t.jobs} j where j.locked_until is not null)
+      and w.lock_key not in (${heldWorkerLocks(sql)})
+      and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval`;
+}
+
+/**
+ * Records a failed attempt, with a WorkerLostError, for every job of these workers, and makes it
+ * claimable again at once, as for a lapsed lease; the statement checks again that each worker's
+ * marker is absent, so a worker that took it back meanwhile keeps its jobs.
+ */
+export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]): Promise<FailureOutcome[]> {
+  const held = await sql<{ id: string; lease_token: string; locked_by: string }[]>`
+    select id, lease_token, locked_by
+    from ${t.jobs}
+    where locked_until is not null and locked_by = any(${workers}::text[])
+    limit ${BATCH}`;
+  return failJobs(
+    sql,
+    t,
+    held.map((job) => ({
+      id: job.id,
+      token: job.lease_token,
+      error: errorRecord(new WorkerLostError(job.locked_by, null)),
+      retryInMs: 0,
+    })),
+    "lapsed-or-worker-lost",
   );
 }

@@ -34,6 +34,8 @@ export class Completer {
   constructor(
     private readonly pool: OwnPool,
     private readonly tables: Tables,
+    /** Resolves once the worker's marker is held: completions and failures wait for it. */
+    private readonly untilMarked: () => Promise<void>,
   ) {}
 
   /** Deletes a finished job; false if its lease was lost (another worker has it now). */
@@ -94,6 +96,7 @@ export class Completer {
 
   private async flush(): Promise<void> {
     while (this.completions.length > 0 || this.failures.length > 0) {
+      await this.untilMarked();
       await this.send(this.completions.splice(0, BATCH), "completing jobs", async (batch) => {
         const done = await completeJobs(this.pool.sql, this.tables, batch.map((b) => b.id), batch.map((b) => b.token));
         return batch.map((b) => done.has(b.id));

@@ -33,6 +33,8 @@ export interface ExecutorDeps {
   completer: Completer;
   /** Transaction mode only. */
   connections: SlotConnections | undefined;
+  /** Resolves once the worker's marker is held (worker.ts). */
+  untilMarked: () => Promise<void>;
   events: EventEmitter<WorkerEvents>;
   log: Logger;
   /** The job no longer needs its slot (lease mode frees it before the batched completion). */
@@ -82,6 +84,7 @@ export class Executor {
     const transaction = connection.transaction(async (tx) => {
       await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
       entry.finishing = true;
+      await this.deps.untilMarked();
       // Not awaited here: the completion travels with the COMMIT (sql/complete.ts).
       return { completed: completeInTransaction(tx, tables, job.id, entry.claimed.lease_token) };
     });

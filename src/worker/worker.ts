@@ -6,9 +6,11 @@
 //   completer.ts    batches completions and failures; hands jobs back on stop
 //   heartbeat.ts    renews the leases the worker holds
 //   listener.ts     LISTEN, so a commit wakes the fetch loop within milliseconds
+//   marker.ts       (one per client) the session that tells other processes this one is alive
 //
 // Rescue and cron are not here: they run once per client (src/maintenance/).
 import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { ConnectionSource } from "../db/connections.js";
@@ -24,6 +26,7 @@ import { Executor } from "./executor.js";
 import { FetchLoop } from "./fetch-loop.js";
 import { heartbeatMs, renewHeld } from "./heartbeat.js";
 import type { Listener } from "./listener.js";
+import type { Marker } from "./marker.js";
 import type { Handlers, WorkerSettings } from "./settings.js";
 import { SlotConnections } from "./slot-connections.js";
 import { Slots } from "./slots.js";
@@ -35,6 +38,8 @@ export interface WorkerDeps {
   /** Where transaction-mode slots open their own connections. */
   connection: ConnectionSource;
   listener: Listener | undefined;
+  /** The client's session marker, under which the worker registers; none behind a transaction-mode pooler. */
+  marker: Marker | undefined;
   /** Behind a transaction-mode pooler: a slot's backend changes with every transaction. */
   pooled?: boolean;
   tables: Tables;
@@ -69,12 +74,14 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     const { pool, tables } = deps;
     this.slots = new Slots(settings.concurrency);
     this.wakeUp = new WakeUp(settings.pollIntervalMs);
-    this.completer = new Completer(pool, tables);
+    const untilMarked = markerWait(deps.marker);
+    this.completer = new Completer(pool, tables, untilMarked);
     this.connections = settings.mode === "transaction" ? new SlotConnections(deps.connection, log, deps.pooled ?? false) : undefined;
     this.executor = new Executor({
       settings, handlers, pool, tables, log,
       completer: this.completer,
       connections: this.connections,
+      untilMarked,
       events: this,
       freeSlot: (id) => this.freeSlot(id),
       retryIn: (ms) => this.wakeUp.in(ms),
@@ -94,7 +101,14 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   }
 
   private async start(): Promise<void> {
-    const { listener, pool } = this.deps;
+    const { listener, pool, marker } = this.deps;
+    if (marker) {
+      // Before the first claim, so that the worker's jobs are rescued at once should it die.
+      const { name, queues, mode, concurrency } = this.settings;
+      await marker.add({ name, host: hostname(), pid: process.pid, queues, mode, concurrency }, MARKER_WAIT_MS);
+      // Rescuers may have suspected this worker while its marker was away: renew at once.
+      marker.on("restored", this.renewNow);
+    }
     if (listener) {
       const queues = new Set(this.settings.queues);
       listener.on("notify", (payload) => {
@@ -106,18 +120,24 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       listener.on("restored", () => this.wakeUp.now());
       await listener.start({ notifyVia: pool, pollIntervalMs: this.settings.pollIntervalMs });
     }
-    let busy = false;
-    this.heartbeat = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      void renewHeld(pool, this.deps.tables, this.slots, this.settings.leaseMs, this.log).finally(() => (busy = false));
-    }, heartbeatMs(this.settings.leaseMs));
+    this.heartbeat = setInterval(this.renewNow, heartbeatMs(this.settings.leaseMs));
     let attempted!: () => void;
     const firstClaim = new Promise<void>((resolve) => (attempted = resolve));
     this.loopDone = this.fetchLoop.run(attempted);
     await firstClaim;
     this.log.debug({ queues: this.settings.queues, mode: this.settings.mode }, "worker started");
   }
+
+  private renewing = false;
+  private readonly renewNow = (): void => {
+    if (this.renewing) return;
+    this.renewing = true;
+    const { pool, tables, marker } = this.deps;
+    // Renewing while the marker is away would keep a lease that a rescuer is about to take anyway.
+    void (marker?.ready(MARKER_WAIT_MS) ?? Promise.resolve())
+      .then(() => renewHeld(pool, tables, this.slots, this.settings.leaseMs, this.log))
+      .finally(() => (this.renewing = false));
+  };
 
   /**
    * Stops in two stages. First, claiming stops and in-flight jobs may finish. Once graceMs
@@ -145,6 +165,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       clearTimeout(this.graceTimer);
       clearInterval(this.heartbeat);
       await this.completer.idle();
+      this.deps.marker?.off("restored", this.renewNow);
+      await this.deps.marker?.remove(this.name);
       await this.connections?.closeAll();
       await this.deps.listener?.close();
       await this.deps.pool.end();
@@ -175,6 +197,14 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.startWaiting();
     this.wakeUp.now(false);
   }
+}
+
+/** How long renewals, completions and start-up wait for a lost marker to be taken again. */
+const MARKER_WAIT_MS = 2_000;
+
+/** Waits until the marker is held (or MARKER_WAIT_MS passed): a rescuer may be about to take jobs whose worker has none. */
+function markerWait(marker: Marker | undefined): () => Promise<void> {
+  return marker ? async () => void (await marker.ready(MARKER_WAIT_MS)) : () => Promise.resolve();
 }
 
 /** A notification's payload is the queue's name, then, for a job that is not due yet, a

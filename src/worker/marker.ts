@@ -1,0 +1,172 @@
+// The session marker: one per client with workers, so that PostgreSQL itself tells every other
+// process when this one is gone. It holds a session-level advisory lock (src/sql/workers.ts) on
+// a connection of its own and registers the client's workers in pgq.workers under the lock's
+// key; when the process dies, the server closes the session, the lock goes, and any rescuer
+// may treat these workers' jobs as lapsed at once (src/sql/rescue.ts).
+//
+// A live process can lose the marker too: its connection cut, or the server restarted. It then
+// reconnects at once, takes a new key and moves its workers to it, and says so ("restored"), so
+// the workers renew their leases at once. Rescuers wait a moment before believing a marker is
+// gone (src/maintenance/maintenance.ts), which is the time this has to come back.
+import { EventEmitter } from "node:events";
+import { randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import type { Logger } from "pino";
+import type { Sql } from "postgres";
+import { Backoff, sleep } from "../backoff.js";
+import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
+import type { Tables } from "../db/tables.js";
+import { registerWorkers, takeWorkerLock, touchWorkers, unregisterWorker, type WorkerRegistration } from "../sql/workers.js";
+
+/** Reconnecting: at once, then 50 ms, 100 ms, ... at most 1 s apart. */
+const RECONNECT = { baseMs: 50, maxMs: 1_000 };
+/** How often the marker's session is asked whether it still answers (a half-open TCP connection does not close). */
+const TOUCH_EVERY_MS = 10_000;
+const STATEMENT_MS = 5_000;
+
+interface MarkerEvents {
+  /** The marker was taken again after it was lost. */
+  restored: [];
+}
+
+export class Marker extends EventEmitter<MarkerEvents> {
+  private sql: Sql | undefined;
+  private key = 0;
+  private held = false;
+  private closed = false;
+  private lostAt = -Infinity;
+  private readonly workers = new Map<string, WorkerRegistration>();
+  private waiters: (() => void)[] = [];
+  private connecting: Promise<void> | undefined;
+  private readonly touchTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly connection: ConnectionSource,
+    private readonly tables: Tables,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.touchTimer = setInterval(() => void this.touch(), TOUCH_EVERY_MS).unref();
+    this.connect();
+  }
+
+  /** Registers a worker; resolves once it is registered under a held marker, or after `boundMs`. */
+  async add(worker: WorkerRegistration, boundMs: number): Promise<void> {
+    this.workers.set(worker.name, worker);
+    if (!(await this.ready(boundMs))) return;
+    try {
+      await bounded(registerWorkers(this.sql!, this.tables, this.key, [worker]), STATEMENT_MS, "registering a worker");
+    } catch (error) {
+      // Registered with the others when the marker is next taken; until then, leases only.
+      this.log.debug({ err: error }, "could not register the worker yet");
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    this.workers.delete(name);
+    if (!this.held) return;
+    await bounded(unregisterWorker(this.sql!, this.tables, name), STATEMENT_MS, "unregistering a worker").catch(() => undefined);
+  }
+
+  /** True once the marker is held, or false after `boundMs`: renewals and completions wait for it. */
+  ready(boundMs: number): Promise<boolean> {
+    if (this.held || this.closed) return Promise.resolve(this.held);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), boundMs);
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  /** The marker was lost within the last `ms`: the database may have dropped every session, not just this one. */
+  lostWithin(ms: number): boolean {
+    return !this.held || performance.now() - this.lostAt < ms;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.touchTimer);
+    await this.connecting;
+    const sql = this.sql;
+    this.sql = undefined;
+    this.held = false;
+    // Ending the session releases the lock.
+    await sql?.end({ timeout: 1 }).catch(() => undefined);
+  }
+
+  private connect(): void {
+    this.connecting ??= (async () => {
+      const backoff = new Backoff(RECONNECT);
+      for (let first = true; !this.closed; first = false) {
+        if (!first) await sleep(backoff.next());
+        if (this.closed) break;
+        try {
+          await this.take();
+          return;
+        } catch (error) {
+          this.log.debug({ err: error }, "could not take the worker marker yet");
+          this.retire();
+        }
+      }
+    })().finally(() => {
+      this.connecting = undefined;
+      // Lost again before the loop ended: go round once more.
+      if (!this.held && !this.closed) this.connect();
+    });
+  }
+
+  private async take(): Promise<void> {
+    const sql: Sql = openConnection(this.connection, this.log, {
+      max: 1,
+      idle_timeout: 0,
+      max_lifetime: null,
+      fetch_types: false,
+      onclose: () => {
+        if (sql === this.sql) this.lost("its connection closed");
+      },
+    } as never);
+    this.sql = sql;
+    // A new key each time: the old session may linger on the server (a half-open connection) and still hold the old one.
+    let key: number;
+    do key = randomInt(1, 2 ** 31 - 1);
+    while (!(await bounded(takeWorkerLock(sql, key), STATEMENT_MS, "taking the worker marker")));
+    await bounded(registerWorkers(sql, this.tables, key, [...this.workers.values()]), STATEMENT_MS, "registering workers");
+    if (this.closed) return;
+    this.key = key;
+    this.held = true;
+    const waiters = this.waiters;
+    this.waiters = [];
+    waiters.forEach((w) => w());
+    if (this.lostAt > -Infinity) {
+      this.log.info("the worker marker is back; renewing leases");
+      this.emit("restored");
+    }
+  }
+
+  private lost(why: string): void {
+    if (this.closed) return;
+    if (this.held) this.log.warn(`the worker marker was lost (${why}); taking it again`);
+    this.held = false;
+    this.lostAt = performance.now();
+    this.retire();
+    this.connect();
+  }
+
+  private retire(): void {
+    const sql = this.sql;
+    this.sql = undefined;
+    void sql?.end({ timeout: 0 }).catch(() => undefined);
+  }
+
+  private async touch(): Promise<void> {
+    if (!this.held || this.closed) return;
+    const sql = this.sql!;
+    try {
+      await bounded(touchWorkers(sql, this.tables, this.key), STATEMENT_MS, "touching the worker marker");
+    } catch (error) {
+      if (sql === this.sql && this.held) this.lost(`its session did not answer: ${(error as Error).message}`);
+    }
+  }
+}
