@@ -25,7 +25,7 @@ const TICK_MS = 100;
 const RESCUE_MAX_INTERVAL_MS = 5_000;
 const RESCUE_MIN_INTERVAL_MS = 1_000;
 /** Look for workers whose session ended this often: one cheap statement (findLostWorkers). */
-const LOST_WORKERS_EVERY_MS = 1_000;
+const LOST_WORKERS_EVERY_MS = 500;
 /**
  * A worker's marker must be absent at two looks this far apart before its jobs are rescued:
  * a live worker whose marker connection was cut takes it again within milliseconds.

@@ -24,9 +24,6 @@ export type Handlers = Handler | Record<string, Handler>;
 
 /** Checks the arguments of q.work(); throws ValidationError before anything starts. */
 export function workerSettings(queueOrQueues: string | string[], handlers: Handlers, options: WorkOptions = {}): WorkerSettings {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new ValidationError("INVALID_OPTION", "work() options must be an object, like { concurrency: 10, mode: \"lease\" }");
-  }
   const queues = Array.isArray(queueOrQueues) ? [...new Set(queueOrQueues)] : [queueOrQueues];
   if (queues.length === 0) throw new ValidationError("INVALID_QUEUE_NAME", "work() needs at least one queue");
   queues.forEach((q) => assertQueueName(q));

@@ -16,7 +16,8 @@ import type { Logger } from "pino";
 import type { ConnectionSource } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import type { Tables } from "../db/tables.js";
-import { ValidationError, WorkerStoppedError } from "../errors.js";
+import { assertOptionsObject } from "../entry-checks.js";
+import { WorkerStoppedError } from "../errors.js";
 import type { ClaimedJob } from "../sql/claim.js";
 import type { StopOptions, Worker } from "../types.js";
 import { assertInteger } from "../validate.js";
@@ -146,9 +147,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
    * grace, as a second Ctrl-C does in the CLI.
    */
   stop(options: StopOptions = {}): Promise<void> {
-    if (options === null || typeof options !== "object" || Array.isArray(options)) {
-      throw new ValidationError("INVALID_OPTION", "stop() options must be an object, like { graceMs: 5000 }");
-    }
+    assertOptionsObject("worker.stop()", options);
     const { graceMs } = options;
     if (graceMs !== undefined) {
       assertInteger(graceMs, "graceMs", 0);
