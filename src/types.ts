@@ -111,6 +111,10 @@ export interface Worker {
   readonly ready: Promise<void>;
 }
 
+/**
+ * A queue's jobs by state (src/job-state.ts defines each). A job waiting behind its group's head
+ * counts as scheduled. Counts are exact up to 10,000 and estimated beyond (q.inspect() says which).
+ */
 export interface QueueStats {
   queue: string;
   ready: number;
@@ -118,6 +122,7 @@ export interface QueueStats {
   running: number;
   retrying: number;
   dead: number;
+  /** How long the oldest ready job has waited past its run_at, on the database's clock. */
   oldestReadyAgeMs: number | null;
 }
 

@@ -1,12 +1,18 @@
-// What `pgq inspect` shows: per queue, jobs by state, the age of the oldest ready job, and the
-// jobs that died in the last minute, read in bounded time however large the tables are.
+// What `pgq inspect` and `q.stats()` show: per queue, jobs by state (src/job-state.ts), the age
+// of the oldest ready job, and the jobs that died in the last minute, read in bounded time
+// however large the tables are.
 //
 // Every count walks an index and stops after `exactUpTo` rows; a count that reaches the bound
 // is replaced by the planner's estimate (EXPLAIN, which reads table statistics and no rows) and
-// flagged as estimated. The queries are plain SQL rather than kysely: the skip scans below are
-// recursive CTEs that read better as written.
-import type { PendingQuery, Row as PgRow, Sql } from "postgres";
+// flagged as estimated. Each walk is written for one index: it spells out the index's predicate
+// (a partial index serves a query only then) and orders by its columns, so that its plan is that
+// index read in order and stopped by the limit; src/db/operator-read.ts rules out the scans that
+// cannot stop, and test/inspect-plans.test.ts checks the plans at a million jobs. The queries are
+// plain SQL rather than kysely: the skip scans below are recursive CTEs that read better as written.
+import type { Helper, PendingQuery, Row as PgRow, Sql, TransactionSql } from "postgres";
+import { operatorRead } from "../db/operator-read.js";
 import { tables, type Tables } from "../db/tables.js";
+import { GROUP_WAITING, JOB_STATES, QUEUED, READY, RETRYING, RUNNING, SCHEDULED } from "../job-state.js";
 import type { QueueStats } from "../types.js";
 import { assertInteger, assertQueueName } from "../validate.js";
 
@@ -46,9 +52,13 @@ const MAX_PRIORITIES = 1000;
 interface Row {
   queue: string;
   ready: number;
-  scheduled: number;
-  retrying: number;
+  /** Rows walked past now() in jobs_claim: retrying, or scheduled for later. */
   later: number;
+  scheduled_later: number;
+  retrying: number;
+  /** Rows walked in jobs_group: group heads, and the jobs waiting behind them. */
+  grouped: number;
+  group_waiting: number;
   running: number;
   dead: number;
   died_last_minute: number;
@@ -63,113 +73,126 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
   assertInteger(exactUpTo, "exactUpTo", 1, 10_000_000);
   const t = tables(sql, schema);
   const cap = exactUpTo + 1;
-  const rows = await sql<Row[]>`
-    with recursive
-    ${queue === undefined ? allQueues(sql, t) : sql`queues as (select ${queue}::text as queue),`}
-    -- The distinct priorities of each queue's waiting jobs, one index descent each along
-    -- jobs_claim (queue, priority, run_at, id): every count below is then a tight range scan of
-    -- that index, where (queue, run_at) alone would walk past every job of other priorities.
-    priorities(queue, priority, depth) as (
-      select q.queue, (select min(j.priority) from ${t.jobs} j where j.queue = q.queue and j.locked_until is null), 1
+  return operatorRead(sql, async (tx) => {
+    const is = (state: string) => tx.unsafe(state);
+    const rows = await tx<Row[]>`
+      with recursive
+      ${queue === undefined ? allQueues(tx, t) : tx`queues(queue) as (select ${queue}::text),`}
+      -- The distinct priorities of each queue's queued jobs, one descent of jobs_claim (queue,
+      -- priority, run_at, id) each: every walk below is then a range of that index that starts
+      -- at its first row, where (queue, run_at) alone would walk past every other priority.
+      priorities(queue, priority, depth) as (
+        select q.queue, (select min(j.priority) from ${t.jobs} j where j.queue = q.queue and ${is(QUEUED)}), 1
+        from queues q
+        union all
+        select p.queue,
+               (select min(j.priority) from ${t.jobs} j where j.queue = p.queue and ${is(QUEUED)} and j.priority > p.priority),
+               p.depth + 1
+        from priorities p
+        where p.priority is not null and p.depth < ${MAX_PRIORITIES}
+      )
+      select q.queue, now() as at,
+        (select count(*) from (
+           select from priorities p cross join lateral (
+             select from ${t.jobs} j
+             where j.queue = p.queue and j.priority = p.priority and ${is(READY)}
+             order by j.run_at limit ${cap}) j
+           where p.queue = q.queue and p.priority is not null
+           limit ${cap}) c)::int as ready,
+        later.n as later, later.scheduled as scheduled_later, later.retrying,
+        grouped.n as grouped, grouped.waiting as group_waiting,
+        (select round(extract(epoch from now() - min(o.run_at)) * 1000)::bigint
+         from priorities p cross join lateral (
+           select j.run_at from ${t.jobs} j
+           where j.queue = p.queue and j.priority = p.priority and ${is(READY)}
+           order by j.run_at limit 1) o
+         where p.queue = q.queue and p.priority is not null) as oldest_ready_age_ms,
+        -- Along jobs_leased, which holds the running jobs of every queue: as many as workers have slots.
+        (select count(*) from (
+           select from ${t.jobs} j where j.queue = q.queue and ${is(RUNNING)} order by j.locked_until limit ${cap}) c)::int as running,
+        (select count(*) from (
+           select from ${t.deadJobs} d where d.queue = q.queue order by d.queue, d.died_at limit ${cap}) c)::int as dead,
+        (select count(*) from (
+           select from ${t.deadJobs} d where d.queue = q.queue and d.died_at > now() - interval '1 minute'
+           order by d.queue, d.died_at limit ${cap}) c)::int as died_last_minute,
+        exists (select from priorities p where p.queue = q.queue and p.depth = ${MAX_PRIORITIES} and p.priority is not null)
+           as truncated
       from queues q
-      union all
-      select p.queue,
-             (select min(j.priority) from ${t.jobs} j
-              where j.queue = p.queue and j.locked_until is null and j.priority > p.priority),
-             p.depth + 1
-      from priorities p
-      where p.priority is not null and p.depth < ${MAX_PRIORITIES}
-    )
-    select q.queue, now() as at,
-      (select count(*) from (
-         select from priorities p cross join lateral (
-           select from ${t.jobs} j
-           where j.queue = p.queue and j.locked_until is null and j.priority = p.priority and j.run_at <= now()
-           limit ${cap}) j
-         where p.queue = q.queue and p.priority is not null
-         limit ${cap}) c)::int as ready,
-      later.scheduled, later.retrying, later.n as later,
-      (select round(extract(epoch from now() - min(o.run_at)) * 1000)::bigint
-       from priorities p cross join lateral (
-         select j.run_at from ${t.jobs} j
-         where j.queue = p.queue and j.locked_until is null and j.priority = p.priority
-         order by j.run_at limit 1) o
-       where p.queue = q.queue and p.priority is not null and o.run_at <= now()) as oldest_ready_age_ms,
-      -- Leased jobs, along jobs_leased: there are as many as workers have slots.
-      (select count(*) from (
-         select from ${t.jobs} j where j.locked_until is not null and j.queue = q.queue limit ${cap}) c)::int as running,
-      -- The order by keeps these on dead_jobs_queue: planned for any queue, a limit tempts the
-      -- planner into a sequential scan that reads the whole table for a queue with no dead jobs.
-      (select count(*) from (
-         select from ${t.deadJobs} d where d.queue = q.queue order by d.queue, d.died_at limit ${cap}) c)::int as dead,
-      (select count(*) from (
-         select from ${t.deadJobs} d where d.queue = q.queue and d.died_at > now() - interval '1 minute'
-         order by d.queue, d.died_at limit ${cap}) c)::int as died_last_minute,
-      exists (select from priorities p where p.queue = q.queue and p.depth = ${MAX_PRIORITIES} and p.priority is not null)
-         as truncated
-    from queues q
-    cross join lateral (
-      select count(*)::int as n, (count(*) filter (where not l.retry))::int as scheduled,
-             (count(*) filter (where l.retry))::int as retrying
-      from (
-        select j.attempts > 0 as retry
-        from priorities p cross join lateral (
-          select j.attempts from ${t.jobs} j
-          where j.queue = p.queue and j.locked_until is null and j.priority = p.priority and j.run_at > now()
-          limit ${cap}) j
-        where p.queue = q.queue and p.priority is not null
-        limit ${cap}) l
-    ) later
-    order by q.queue`;
-  const queues = await Promise.all(rows.map((row) => withEstimates(sql, t, row, cap)));
-  return { at: rows[0]?.at ?? (await sql<{ now: Date }[]>`select now()`)[0]!.now, exactUpTo, queues };
+      -- The rest of jobs_claim, not due yet: each row walked is retrying or scheduled, and the
+      -- bound is on rows walked, so a million of one cannot make counting the other unbounded.
+      cross join lateral (
+        select count(*)::int as n, (count(*) filter (where l.scheduled))::int as scheduled,
+               (count(*) filter (where l.retrying))::int as retrying
+        from (
+          select j.scheduled, j.retrying
+          from priorities p cross join lateral (
+            select ${is(SCHEDULED)} as scheduled, ${is(RETRYING)} as retrying from ${t.jobs} j
+            where j.queue = p.queue and j.priority = p.priority and ${is(QUEUED)} and j.run_at > now()
+            order by j.run_at limit ${cap}) j
+          where p.queue = q.queue and p.priority is not null
+          limit ${cap}) l
+      ) later
+      -- Jobs waiting behind their group's head are in no index of their own: jobs_group holds
+      -- them with the heads, so this walk too is bounded by rows walked.
+      cross join lateral (
+        select count(*)::int as n, (count(*) filter (where g.waiting))::int as waiting
+        from (
+          select ${is(GROUP_WAITING)} as waiting from ${t.jobs} j
+          where j.queue = q.queue and j.group_key is not null
+          order by j.queue, j.group_key, j.id limit ${cap}) g
+      ) grouped
+      order by q.queue`;
+    const queues = await Promise.all(rows.map((row) => withEstimates(tx, t, row, cap)));
+    return { at: rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now, exactUpTo, queues };
+  });
 }
 
-// The queues that have jobs, found by skip scans: one index descent per queue along
-// jobs_claim and dead_jobs_queue, instead of reading every row to group them. Running jobs
-// are few, so their queues come from jobs_leased directly.
-function allQueues(sql: Sql, t: Tables) {
-  return sql`
-    waiting_queues(queue) as (
-      (select queue from ${t.jobs} where locked_until is null order by queue limit 1)
-      union all
-      select (select j.queue from ${t.jobs} j where j.locked_until is null and j.queue > w.queue order by j.queue limit 1)
-      from waiting_queues w where w.queue is not null
-    ),
-    dead_queues(queue) as (
-      (select queue from ${t.deadJobs} order by queue limit 1)
-      union all
-      select (select d.queue from ${t.deadJobs} d where d.queue > w.queue order by d.queue limit 1)
-      from dead_queues w where w.queue is not null
-    ),
-    queues as (
-      select queue from waiting_queues where queue is not null
+// The queues that have jobs, found by skip scans: one index descent per queue, instead of reading
+// every row to group them. Every group with live jobs has a head that is queued or running, but
+// a queue is listed from jobs_group too, so that jobs stuck behind a head that is gone still show.
+// Running jobs are few, so their queues come from jobs_leased directly.
+function allQueues(tx: TransactionSql, t: Tables) {
+  return tx`
+    ${skipScan(tx, "queued_queues", t.jobs, tx.unsafe(QUEUED))}
+    ${skipScan(tx, "grouped_queues", t.jobs, tx`j.group_key is not null`)}
+    ${skipScan(tx, "dead_queues", t.deadJobs, tx`true`)}
+    queues(queue) as (
+      select queue from queued_queues where queue is not null
+      union select queue from grouped_queues where queue is not null
       union select queue from dead_queues where queue is not null
-      union select queue from ${t.jobs} where locked_until is not null
+      union select j.queue from ${t.jobs} j where ${tx.unsafe(RUNNING)}
     ),`;
 }
 
-async function withEstimates(sql: Sql, t: Tables, row: Row, cap: number): Promise<QueueInspection> {
+/** The distinct queues of `table`'s rows where `where` holds, along an index led by queue. */
+function skipScan(tx: TransactionSql, name: string, table: Helper<string>, where: PendingQuery<PgRow[]>) {
+  return tx`
+    ${tx(name)}(queue) as (
+      (select j.queue from ${table} j where ${where} order by j.queue limit 1)
+      union all
+      select (select j.queue from ${table} j where ${where} and j.queue > w.queue order by j.queue limit 1)
+      from ${tx(name)} w where w.queue is not null
+    ),`;
+}
+
+async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: number): Promise<QueueInspection> {
   const estimated: InspectedState[] = [];
-  const waitingTruncated = row.truncated;
-  const laterCapped = row.later >= cap || waitingTruncated;
+  const laterCapped = row.later >= cap || row.truncated;
   const count = async (state: InspectedState, exact: number, capped: boolean, where: PendingQuery<PgRow[]>) => {
     if (!capped) return exact;
     estimated.push(state);
-    return Math.max(exact, await plannerEstimate(sql, where));
+    return Math.max(exact, await plannerEstimate(tx, where));
   };
   const q = row.queue;
+  const jobs = (state: keyof typeof JOB_STATES) => tx`select from ${t.jobs} j where j.queue = ${q} and ${tx.unsafe(JOB_STATES[state])}`;
   const [ready, scheduled, retrying, running, dead, diedLastMinute] = await Promise.all([
-    count("ready", row.ready, row.ready >= cap || waitingTruncated,
-      sql`select from ${t.jobs} where queue = ${q} and locked_until is null and run_at <= now()`),
-    count("scheduled", row.scheduled, laterCapped,
-      sql`select from ${t.jobs} where queue = ${q} and locked_until is null and run_at > now() and attempts = 0`),
-    count("retrying", row.retrying, laterCapped,
-      sql`select from ${t.jobs} where queue = ${q} and locked_until is null and run_at > now() and attempts > 0`),
-    count("running", row.running, row.running >= cap, sql`select from ${t.jobs} where queue = ${q} and locked_until is not null`),
-    count("dead", row.dead, row.dead >= cap, sql`select from ${t.deadJobs} where queue = ${q}`),
+    count("ready", row.ready, row.ready >= cap || row.truncated, jobs("ready")),
+    count("scheduled", row.scheduled_later + row.group_waiting, laterCapped || row.grouped >= cap, jobs("scheduled")),
+    count("retrying", row.retrying, laterCapped, jobs("retrying")),
+    count("running", row.running, row.running >= cap, jobs("running")),
+    count("dead", row.dead, row.dead >= cap, tx`select from ${t.deadJobs} where queue = ${q}`),
     count("diedLastMinute", row.died_last_minute, row.died_last_minute >= cap,
-      sql`select from ${t.deadJobs} where queue = ${q} and died_at > now() - interval '1 minute'`),
+      tx`select from ${t.deadJobs} where queue = ${q} and died_at > now() - interval '1 minute'`),
   ]);
   return {
     queue: q,
@@ -187,7 +210,7 @@ async function withEstimates(sql: Sql, t: Tables, row: Row, cap: number): Promis
 }
 
 /** The planner's row estimate for a query, from table statistics: no rows are read. */
-async function plannerEstimate(sql: Sql, query: PendingQuery<PgRow[]>): Promise<number> {
-  const [row] = await sql<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }[]>`explain (format json) ${query}`;
+async function plannerEstimate(tx: TransactionSql, query: PendingQuery<PgRow[]>): Promise<number> {
+  const [row] = await tx<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }[]>`explain (format json) ${query}`;
   return Math.round(row?.["QUERY PLAN"][0].Plan["Plan Rows"] ?? 0);
 }

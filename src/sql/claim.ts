@@ -1,6 +1,7 @@
 // The claim: the one statement that hands ready jobs to a worker.
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
+import { QUEUED, READY } from "../job-state.js";
 
 export interface ClaimedJob {
   id: string;
@@ -58,10 +59,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       cross join lateral (
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
-        where j.queue = q.name
-          and j.locked_until is null
-          and j.run_at <= now()
-          and not j.group_waiting
+        where j.queue = q.name and ${sql.unsafe(READY)}
         order by j.priority, j.run_at, j.id
         limit ${request.limit}
         for update skip locked
@@ -91,9 +89,6 @@ export async function nextDueInMs(sql: Sql, t: Tables, queues: string[]): Promis
   const [row] = await sql<{ ms: number | null }[]>`
     select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8 as ms
     from ${t.jobs} j
-    where j.queue = any(${queues}::text[])
-      and j.locked_until is null
-      and j.run_at > now()
-      and not j.group_waiting`;
+    where j.queue = any(${queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()`;
   return row?.ms ?? null;
 }
