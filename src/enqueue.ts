@@ -1,13 +1,10 @@
 // Enqueue: one INSERT for any number of jobs, on the pool or in the caller's transaction.
 import type { Sql, TransactionSql } from "postgres";
 import { ValidationError } from "./errors.js";
-import { DEFAULT_BACKOFF } from "./retry-policy.js";
+import { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
 import type { Tables } from "./db/tables.js";
 import type { EnqueueOptions } from "./types.js";
-import { assertDate, assertInteger, assertKey, assertQueueName, serializePayload } from "./validate.js";
-
-export const DEFAULT_MAX_ATTEMPTS = 25;
-const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000;
+import { assertDate, assertInteger, assertKey, assertQueueName, MAX_DELAY_MS, serializePayload } from "./validate.js";
 
 interface JobSettings {
   priority: number;
@@ -28,7 +25,7 @@ export function prepareEnqueue(queue: unknown, payloads: unknown[], options: Enq
     throw new ValidationError("INVALID_OPTION", "enqueue options must be an object");
   }
   const texts = payloads.map((p) => serializePayload(p, maxPayloadBytes));
-  const { priority = 0, maxAttempts = DEFAULT_MAX_ATTEMPTS, backoff = {}, timeoutMs, dedupeKey, groupKey } = options;
+  const { priority = DEFAULT_PRIORITY, maxAttempts = DEFAULT_MAX_ATTEMPTS, backoff = {}, timeoutMs, dedupeKey, groupKey } = options;
   assertInteger(priority, "priority", -(2 ** 31));
   assertInteger(maxAttempts, "maxAttempts", 1);
   const { baseMs = DEFAULT_BACKOFF.baseMs, maxMs = Math.max(DEFAULT_BACKOFF.maxMs, baseMs) } = backoff;
