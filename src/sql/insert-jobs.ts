@@ -1,10 +1,10 @@
 // The one INSERT INTO pgq.jobs. Enqueue (below), publish (admin/topics.ts), cron ticks
-// (sql/advance-schedule.ts) and dead-job retry (admin/dead-jobs.ts) all insert through this file, which
-// owns the columns a job is written with and the SQL that turns its options into their values.
-// Each caller supplies its row source (payloads, subscribed queues, a schedule, dead jobs) and
-// what it returns. Statements are SQL text and parameters (db/statement.ts), so they can run
-// in any driver's transaction. The SQL function pgq.enqueue (migration 000006) is the one other
-// insert: it lives in the database.
+// (sql/advance-schedule.ts) and dead-job retry (admin/dead-jobs.ts) all insert through this
+// file, which owns the columns a job is written with and the SQL that turns its options into
+// their values. Each caller supplies its row source (payloads, subscribed queues, a schedule,
+// dead jobs) and what it returns. Statements are SQL text and parameters (db/statement.ts), so
+// they can run in any driver's transaction. The SQL function pgq.enqueue (migration 000006) is
+// the one other insert: it lives in the database.
 import type { Sql, TransactionSql } from "postgres";
 import { EMPTY, execute, qualified, sqlText, type Fragment } from "../db/statement.js";
 import type { Tables } from "../db/tables.js";
