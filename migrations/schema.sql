@@ -98,13 +98,29 @@ alter table pgq.subscriptions add constraint subscriptions_pattern CHECK (((char
 alter table pgq.subscriptions add constraint subscriptions_pkey PRIMARY KEY (queue, pattern);
 alter table pgq.subscriptions add constraint subscriptions_queue_name CHECK ((((char_length(queue) >= 1) AND (char_length(queue) <= 128)) AND (queue !~ '[[:cntrl:]]'::text)));
 
-CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT now(), max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text)
+create table pgq.workers (
+  name text not null,
+  host text not null,
+  pid integer not null,
+  queues text[] not null,
+  mode text not null,
+  concurrency integer not null,
+  lock_key integer not null,
+  started_at timestamp with time zone not null default now(),
+  last_seen_at timestamp with time zone not null default now()
+);
+alter table pgq.workers add constraint workers_lock_key CHECK ((lock_key > 0));
+alter table pgq.workers add constraint workers_pkey PRIMARY KEY (name);
+
+CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint)
  RETURNS bigint
  LANGUAGE plpgsql
 AS $function$
 #variable_conflict use_column
 declare
-  job_id bigint;
+  job_id  bigint;
+  base_ms integer := coalesce(enqueue.backoff_base_ms, 1000);
+  max_ms  integer := coalesce(enqueue.backoff_max_ms, greatest(3600000, base_ms));
 begin
   if enqueue.queue is null or char_length(enqueue.queue) not between 1 and 128 then
     raise exception 'pgq.enqueue: the queue name must be 1 to 128 characters long (got %)',
@@ -121,16 +137,58 @@ begin
     raise exception 'pgq.enqueue: the payload is % bytes once serialised; the limit is 1048576',
       octet_length(enqueue.payload::text) using errcode = 'program_limit_exceeded';
   end if;
-  insert into "pgq".jobs (queue, payload, priority, run_at, max_attempts, dedupe_key, group_key)
-  values (enqueue.queue, coalesce(enqueue.payload, 'null'), coalesce(enqueue.priority, 0),
-          coalesce(enqueue.run_at, now()), coalesce(enqueue.max_attempts, 25),
-          enqueue.dedupe_key, enqueue.group_key)
-  on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
-  returning id into job_id;
-  if job_id is null then
+  if enqueue.run_at is not null and enqueue.delay_ms is not null then
+    raise exception 'pgq.enqueue: give run_at or delay_ms, not both' using errcode = 'invalid_parameter_value';
+  end if;
+  if not isfinite(enqueue.run_at) then
+    raise exception 'pgq.enqueue: run_at must be a finite time (got %)', enqueue.run_at
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- A hundred years, as the library's MAX_DELAY_MS.
+  if enqueue.delay_ms not between 0 and 3153600000000 then
+    raise exception 'pgq.enqueue: delay_ms must be from 0 to 3153600000000 (a hundred years), got %', enqueue.delay_ms
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if enqueue.max_attempts < 1 then
+    raise exception 'pgq.enqueue: max_attempts must be 1 or more (got %)', enqueue.max_attempts
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if base_ms < 0 then
+    raise exception 'pgq.enqueue: backoff_base_ms must be 0 or more (got %)', base_ms
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if max_ms < base_ms then
+    raise exception 'pgq.enqueue: backoff_max_ms must be at least backoff_base_ms (%), got %', base_ms, max_ms
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if enqueue.timeout_ms < 1 then
+    raise exception 'pgq.enqueue: timeout_ms must be 1 or more, or null for the worker''s timeout (got %)', enqueue.timeout_ms
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if char_length(enqueue.dedupe_key) not between 1 and 512 then
+    raise exception 'pgq.enqueue: dedupe_key must be 1 to 512 characters long, or null (got %)', char_length(enqueue.dedupe_key)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if char_length(enqueue.group_key) not between 1 and 512 then
+    raise exception 'pgq.enqueue: group_key must be 1 to 512 characters long, or null (got %)', char_length(enqueue.group_key)
+      using errcode = 'invalid_parameter_value';
+  end if;
+  -- With a dedupe key whose live twin finishes between the insert and the lookup, neither
+  -- finds a job: the next insert takes the key.
+  loop
+    insert into "pgq".jobs (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
+                                  backoff_max_ms, timeout_ms, dedupe_key, group_key)
+    values (enqueue.queue, coalesce(enqueue.payload, 'null'), coalesce(enqueue.priority, 0),
+            coalesce(enqueue.run_at, now() + coalesce(enqueue.delay_ms, 0) * interval '1 millisecond'),
+            coalesce(enqueue.max_attempts, 25), base_ms, max_ms, enqueue.timeout_ms,
+            enqueue.dedupe_key, enqueue.group_key)
+    on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
+    returning id into job_id;
+    exit when job_id is not null;
     select j.id into job_id from "pgq".jobs j
     where j.queue = enqueue.queue and j.dedupe_key = enqueue.dedupe_key;
-  end if;
+    exit when job_id is not null;
+  end loop;
   return job_id;
 end;
 $function$;

@@ -13,7 +13,8 @@ export {
   type PgqErrorCode,
 } from "./errors.js";
 export { ConnectionLostError } from "./worker/job-connection.js";
-export { retryDelayMs, DEFAULT_BACKOFF, type Backoff } from "./retry-policy.js";
+export { retryDelayMs, type Backoff } from "./retry-policy.js";
+export { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
 export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";

@@ -3,7 +3,7 @@
 //
 // Retry n (after failed attempt n) waits about baseMs * 2^(n-1), capped at maxMs, spread
 // over +/-25% so jobs that failed together do not retry together. With the defaults
-// (baseMs 1000, maxMs one hour):
+// (src/job-defaults.ts: baseMs 1000, maxMs one hour):
 //
 //   after attempt   1    2    3    4     5     6     7      8      9      10     11     12+
 //   nominal delay   1s   2s   4s   8s    16s   32s   64s    128s   256s   512s   1024s  1h (cap)
@@ -16,8 +16,6 @@ export interface Backoff {
   baseMs: number;
   maxMs: number;
 }
-
-export const DEFAULT_BACKOFF: Backoff = { baseMs: 1000, maxMs: 60 * 60 * 1000 };
 
 const JITTER = 0.25;
 

@@ -1,6 +1,7 @@
 // The public types of pgq. Everything here is part of the public API (README.md, "Library").
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
+import type { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
 
 export interface ConnectOptions {
   /** Default: process.env.DATABASE_URL. */
@@ -25,21 +26,22 @@ export interface ConnectOptions {
 
 export type Pooler = "none" | "transaction";
 
+/** Defaults: {@link DEFAULT_BACKOFF}. */
 export interface BackoffOptions {
-  /** Delay before the first retry, in ms (default 1000). Retry n waits about baseMs * 2^(n-1). */
+  /** Delay before the first retry, in ms. Retry n waits about baseMs * 2^(n-1). */
   baseMs?: number;
-  /** The longest delay between attempts, in ms (default one hour). */
+  /** The longest delay between attempts, in ms; never less than baseMs. */
   maxMs?: number;
 }
 
 export interface EnqueueOptions {
-  /** Lower runs first; default 0. */
+  /** Lower runs first; default {@link DEFAULT_PRIORITY}. */
   priority?: number;
   /** Not before this time (database time decides). */
   runAt?: Date;
   /** Not before this many ms from now (database time). */
   delayMs?: number;
-  /** Attempts before the job moves to dead_jobs; default 25. */
+  /** Attempts before the job moves to dead_jobs; default {@link DEFAULT_MAX_ATTEMPTS}. */
   maxAttempts?: number;
   backoff?: BackoffOptions;
   /** A per-job attempt timeout in ms, overriding the worker's timeoutMs. */

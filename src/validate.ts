@@ -7,7 +7,9 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 /** Deeper documents are refused, well short of where PostgreSQL's jsonb parser runs out of stack
  *  (between 10,000 and 20,000 levels with the default max_stack_depth, on PostgreSQL 15 and 18). */
 export const MAX_PAYLOAD_DEPTH = 1000;
-const MAX_KEY_LENGTH = 512;
+export const MAX_KEY_LENGTH = 512;
+/** The longest delayMs: a hundred years, well inside what timestamptz can hold. */
+export const MAX_DELAY_MS = 100 * 365 * 24 * 3600 * 1000;
 const INT32_MAX = 2 ** 31 - 1;
 
 // Control, surrogate, private-use and unassigned code points, and line/paragraph separators.

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_BACKOFF, retryDelayMs } from "../src/retry-policy.js";
+import { DEFAULT_BACKOFF } from "../src/job-defaults.js";
+import { retryDelayMs } from "../src/retry-policy.js";
 
 test("retry n waits baseMs * 2^(n-1) at the middle of its jitter", () => {
   const middle = () => 0.5;

@@ -1,5 +1,5 @@
---! Previous: sha1:bfcd4b1525350cfab144b4eb3435839d27ca2360
---! Hash: sha1:0afc3f4104af0f091f778f677150cbef6bf2d1a2
+--! Previous: sha1:926971163aeb95a0da3657742f9f58d0d08b30bc
+--! Hash: sha1:bb514817e1b7578b6de3521fcef3874884abf738
 --! Message: pgq.workers, the registry of live workers, for instant rescue
 
 -- Issue 18: instant rescue. Until now a killed worker's jobs waited for their leases to lapse

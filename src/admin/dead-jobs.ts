@@ -2,7 +2,9 @@
 import { sql as k, type QueryCreator, type SelectQueryBuilder } from "kysely";
 import type { Sql } from "postgres";
 import { ValidationError } from "../errors.js";
-import { queryBuilder, run, type Database } from "../db/kysely.js";
+import { fromFragment, queryBuilder, run, type Database } from "../db/kysely.js";
+import { sqlText } from "../db/statement.js";
+import { reinsertDeadJobs } from "../sql/insert-jobs.js";
 import { assertInteger, assertQueueName } from "../validate.js";
 
 export interface DeadJob {
@@ -83,25 +85,12 @@ export async function retryDeadJobs(sql: Sql, schema: string, filter: DeadJobFil
     .orderBy(k`dead_jobs.queue`)
     .orderBy(k`coalesce(dead_jobs.dedupe_key, dead_jobs.id::text)`)
     .orderBy("dead_jobs.died_at", "desc");
-  const query = db
-    .with("picked", () => picked)
-    .with("moved", (db) => db.deleteFrom("dead_jobs").where("id", "in", db.selectFrom("picked").select("id")).returningAll())
-    .insertInto("jobs")
-    .columns([
-      "id", "queue", "payload", "priority", "run_at", "attempts", "max_attempts", "backoff_base_ms",
-      "backoff_max_ms", "timeout_ms", "dedupe_key", "group_key", "last_error", "errors", "created_at",
-    ] as never[])
-    // The job keeps the id it had: kysely has no OVERRIDING clause, so it comes in with the select.
-    .expression((db) =>
-      k`overriding system value ${db
-        .selectFrom("moved")
-        .select([
-          "id", "queue", "payload", "priority", k`now()`.as("run_at"), k`0`.as("attempts"), "max_attempts", "backoff_base_ms",
-          "backoff_max_ms", "timeout_ms", "dedupe_key", "group_key", "last_error", "errors", "created_at",
-        ])}`,
-    )
-    .returning("id");
-  const rows = await run(sql, query);
+  const moved = db.deleteFrom("dead_jobs").where("id", "in", k<string>`(select id from picked)`).returningAll();
+  const query = k<{ id: string }>`
+    with picked as (${picked}), moved as (${moved})
+    ${fromFragment(reinsertDeadJobs(schema, sqlText`from moved as dead`))}
+    returning id`;
+  const rows = await run(sql, { compile: () => query.compile(db) });
   return rows.map((r) => String(r.id)).sort(byNumericId);
 }
 

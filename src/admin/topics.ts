@@ -5,7 +5,9 @@ import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
 import { prepareEnqueue } from "../enqueue.js";
 import { ValidationError } from "../errors.js";
+import { execute, qualified, sqlText } from "../db/statement.js";
 import type { Tables } from "../db/tables.js";
+import { insertNewJobs } from "../sql/insert-jobs.js";
 import type { PublishOptions, Subscription } from "../types.js";
 import { assertQueueName } from "../validate.js";
 
@@ -75,30 +77,28 @@ export async function publish(
 ): Promise<string[]> {
   assertWords(topic, "topic");
   // Any queue name would do: the real ones come from the subscriptions.
-  const { texts, settings: s } = prepareEnqueue("topic", [payload], options, maxPayloadBytes);
+  const { texts, settings } = prepareEnqueue("topic", [payload], options, maxPayloadBytes);
   // As in insertJobs, a twin committed while this statement runs is invisible to it: that
   // queue then has no id, and a second run (which inserts nothing new) sees the twin.
   for (let attempt = 0; ; attempt++) {
-    const rows = await sql<{ queue: string; id: string | null }[]>`
+    const rows = await execute<{ queue: string; id: string | null }>(sql, sqlText`
       with target as (
-        select queue from ${sql(t.schema)}.subscribed_queues(${topic}) as s(queue)
+        select queue from ${qualified(t.schema, "subscribed_queues")}(${topic}::text) as s(queue)
       ), inserted as (
-        insert into ${t.jobs} (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
-                               backoff_max_ms, timeout_ms, dedupe_key, group_key)
-        select target.queue, ${texts[0]!}::text::jsonb, ${s.priority}::integer,
-               coalesce(${s.runAt}::timestamptz, now() + ${s.delayMs}::double precision * interval '1 millisecond'),
-               ${s.maxAttempts}::integer, ${s.backoffBaseMs}::integer, ${s.backoffMaxMs}::integer, ${s.timeoutMs}::integer,
-               ${s.dedupeKey}::text, ${s.groupKey}::text
-        from target
-        order by target.queue
-        on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
+        ${insertNewJobs(t.schema, {
+          queue: sqlText`target.queue`,
+          payload: sqlText`${texts[0]!}::text::jsonb`,
+          from: sqlText`from target order by target.queue`,
+          settings,
+        })}
         returning id, queue
       )
       select target.queue, coalesce(inserted.id, twin.id) as id
       from target
       left join inserted on inserted.queue = target.queue
-      left join ${t.jobs} twin on inserted.id is null and twin.queue = target.queue and twin.dedupe_key = ${s.dedupeKey}::text
-      order by target.queue`;
+      left join ${qualified(t.schema, "jobs")} twin
+        on inserted.id is null and twin.queue = target.queue and twin.dedupe_key = ${settings.dedupeKey}::text
+      order by target.queue`);
     if (rows.length === 0) {
       log.debug({ topic }, "published to no queue: no subscription matches the topic");
       return [];

@@ -2,6 +2,7 @@
 // an exit code (see errors.ts).
 import { Command, Option } from "commander";
 import { DEFAULT_SCHEMA } from "../db/schema.js";
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "../job-defaults.js";
 import { deadListCommand, deadPurgeCommand, deadRetryCommand } from "./dead.js";
 import { demoCommand } from "./demo.js";
 import { enqueueCommand } from "./enqueue.js";
@@ -42,10 +43,10 @@ program
   .description("enqueue a job and print its id; - reads the payload from stdin")
   .argument("<queue>", "queue name")
   .argument("[json]", "the payload, as JSON (- for stdin)")
-  .option("--priority <n>", "lower runs first (default 0)", integer(-(2 ** 31)))
+  .option("--priority <n>", `lower runs first (default ${DEFAULT_PRIORITY})`, integer(-(2 ** 31)))
   .addOption(new Option("--run-at <iso>", "not before this time, e.g. 2030-01-31T09:00:00Z").argParser(isoDate).conflicts("delay"))
   .option("--delay <ms>", "not before this long from now: milliseconds, or 30s, 5m, 2h", duration({ bareMs: true }))
-  .option("--max-attempts <n>", "attempts before the job moves to dead_jobs (default 25)", integer(1))
+  .option("--max-attempts <n>", `attempts before the job moves to dead_jobs (default ${DEFAULT_MAX_ATTEMPTS})`, integer(1))
   .option("--dedupe-key <key>", "at most one live job with this key per queue")
   .option("--group <key>", "jobs with the same group key run one at a time, in order")
   .option("--file <path>", "enqueue one job per line of this file (- for stdin), in one transaction; prints the ids")

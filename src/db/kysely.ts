@@ -2,6 +2,7 @@
 // management); postgres.js runs them, so there is one driver and one pool. The hot path
 // (claim, complete, renew, fail) stays on postgres.js tagged templates.
 import {
+  sql as k,
   DummyDriver,
   Kysely,
   PostgresAdapter,
@@ -9,8 +10,10 @@ import {
   PostgresQueryCompiler,
   type Compilable,
   type Generated,
+  type RawBuilder,
 } from "kysely";
 import type { Sql, TransactionSql } from "postgres";
+import { Fragment } from "./statement.js";
 
 export interface JobsTable {
   id: Generated<string>;
@@ -71,4 +74,9 @@ export function queryBuilder(schema: string): Kysely<Database> {
 export async function run<Row>(sql: Sql | TransactionSql, query: Compilable<Row>): Promise<Row[]> {
   const compiled = query.compile();
   return (await sql.unsafe(compiled.sql, compiled.parameters as never[])) as unknown as Row[];
+}
+
+/** A statement fragment (db/statement.ts) inside a Kysely query: its values stay parameters. */
+export function fromFragment<T>(fragment: Fragment): RawBuilder<T> {
+  return k<T>(fragment.strings as unknown as TemplateStringsArray, ...fragment.values.map((v) => (v instanceof Fragment ? fromFragment(v) : v)));
 }

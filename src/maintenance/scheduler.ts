@@ -8,6 +8,7 @@ import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { parseCron, tickAfter, tickAtOrBefore } from "../admin/schedules.js";
 import type { Tables } from "../db/tables.js";
+import { advanceSchedule } from "../sql/advance-schedule.js";
 import type { CatchUpPolicy } from "../types.js";
 
 /** The longest a process goes without looking for new or changed schedules. */
@@ -68,24 +69,10 @@ async function enqueueTick(sql: Sql, t: Tables, row: DueSchedule, log: Logger): 
   const lateMs = row.now.getTime() - tick.getTime();
   const missedSome = tick.getTime() !== row.next_tick_at.getTime();
   const enqueue = row.catch_up === "latest" || (!missedSome && lateMs <= MISSED_AFTER_MS);
-  // The compare-and-set on next_tick_at is what makes a tick's job unique: concurrent
-  // schedulers queue on the schedule's row lock, and once one has moved next_tick_at on, the
-  // others' WHERE no longer matches (READ COMMITTED re-checks it on the new row version), so
-  // their UPDATE, and with it their INSERT, touches nothing. The job's run_at is its tick.
-  const [job] = await sql<{ id: string }[]>`
-    with advanced as (
-      update ${t.schedules}
-      set next_tick_at = ${next},
-          last_tick_at = case when ${enqueue} then ${tick}::timestamptz else last_tick_at end
-      where name = ${row.name} and next_tick_at = ${row.expected}::timestamptz
-      returning queue, payload
-    )
-    insert into ${t.jobs} (queue, payload, run_at)
-    select queue, payload, ${tick} from advanced where ${enqueue}
-    returning id`;
-  if (job) log.debug({ schedule: row.name, tick, jobId: job.id, lateMs }, "enqueued the schedule's job for its tick");
+  const id = await advanceSchedule(sql, t.schema, { schedule: row.name, expected: row.expected, tick, next, enqueue });
+  if (id) log.debug({ schedule: row.name, tick, jobId: id, lateMs }, "enqueued the schedule's job for its tick");
   else if (!enqueue) log.info({ schedule: row.name, tick, lateMs }, "skipped the schedule's missed ticks (catchUp: none)");
-  return job?.id;
+  return id;
 }
 
 /** The maintenance task: called often, it goes to the database only when a tick may be due,
