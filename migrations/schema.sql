@@ -69,6 +69,28 @@ alter table pgq.migrations add constraint migrations_hash_key UNIQUE (hash);
 alter table pgq.migrations add constraint migrations_pkey PRIMARY KEY (filename);
 alter table pgq.migrations add constraint migrations_previous_hash_fkey FOREIGN KEY (previous_hash) REFERENCES pgq.migrations(hash);
 
+create table pgq.queues (
+  queue text not null,
+  paused boolean not null default false,
+  concurrency integer,
+  key_concurrency integer,
+  rate_count integer,
+  rate_per_ms integer,
+  key_rate_count integer,
+  key_rate_per_ms integer,
+  retention_ms bigint,
+  ttl_ms bigint,
+  updated_at timestamp with time zone not null default now()
+);
+alter table pgq.queues add constraint queues_concurrency CHECK (((concurrency IS NULL) OR (concurrency >= 1)));
+alter table pgq.queues add constraint queues_key_concurrency CHECK (((key_concurrency IS NULL) OR (key_concurrency >= 1)));
+alter table pgq.queues add constraint queues_key_rate CHECK ((((key_rate_count IS NULL) = (key_rate_per_ms IS NULL)) AND ((key_rate_count IS NULL) OR ((key_rate_count >= 1) AND (key_rate_per_ms >= 1)))));
+alter table pgq.queues add constraint queues_pkey PRIMARY KEY (queue);
+alter table pgq.queues add constraint queues_queue_name CHECK ((((char_length(queue) >= 1) AND (char_length(queue) <= 128)) AND (queue !~ '[[:cntrl:]]'::text)));
+alter table pgq.queues add constraint queues_rate CHECK ((((rate_count IS NULL) = (rate_per_ms IS NULL)) AND ((rate_count IS NULL) OR ((rate_count >= 1) AND (rate_per_ms >= 1)))));
+alter table pgq.queues add constraint queues_retention CHECK (((retention_ms IS NULL) OR (retention_ms >= 0)));
+alter table pgq.queues add constraint queues_ttl CHECK (((ttl_ms IS NULL) OR (ttl_ms >= 1)));
+
 create table pgq.schedules (
   name text not null,
   cron text not null,

@@ -19,9 +19,10 @@ import { listWorkers, type WorkerInfo } from "./admin/workers.js";
 import { tables, type Tables } from "./db/tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
-  ConnectOptions, EnqueueOptions, Pooler, PublishOptions, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
+  ConnectOptions, EnqueueOptions, Pooler, PublishOptions, QueueSettings, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
+import { listQueues, prepareQueueSettings, setQueue, type QueueConfig } from "./admin/queues.js";
 import { Maintenance } from "./maintenance/maintenance.js";
 import { OwnPool } from "./db/own-pool.js";
 import { Marker } from "./worker/marker.js";
@@ -63,6 +64,13 @@ export interface Queue {
   subscriptions(): Promise<Subscription[]>;
   /** One job in every queue subscribed to the topic, in one statement; returns their ids. */
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<string[]>;
+  /** Changes a queue's settings for every worker at its next claim; returns all of them. */
+  setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig>;
+  /** Every worker stops claiming from the queue; running jobs finish, enqueue still works. */
+  pause(queue: string): Promise<void>;
+  resume(queue: string): Promise<void>;
+  /** Every queue with settings of its own. */
+  queues(): Promise<QueueConfig[]>;
   /**
    * Stops this client's workers gracefully, then closes the pool pgq opened. Every later call
    * fails with CLIENT_CLOSED, but close() itself, which waits for the first one.
@@ -156,7 +164,7 @@ class Client implements Queue {
     // never wait behind the application's use of q.sql, and a pool that stops answering, or whose
     // sessions were opened read-only, can be replaced. Lease-mode handlers share it as ctx.sql: a
     // connection for each job, even inside ctx.sql.begin(), and two for the worker.
-    const pool = this.ownPool(settings.mode === "lease" ? settings.concurrency + 2 : 3);
+    const pool = this.#ownPool(settings.mode === "lease" ? settings.concurrency + 2 : 3);
     if (!this.url) {
       const poolMax = this.sql.options.max;
       const warning = poolSizeWarning(poolMax, settings.concurrency);
@@ -166,7 +174,7 @@ class Client implements Queue {
     if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
     const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log });
     this.running.add(worker);
-    this.maintenance ??= this.startMaintenance();
+    this.maintenance ??= this.#startMaintenance();
     this.maintenance.start(settings.pollIntervalMs);
     worker.once("stopped", () => {
       this.running.delete(worker);
@@ -185,13 +193,13 @@ class Client implements Queue {
     return this.pooler === "transaction" || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
   }
 
-  private ownPool(max: number): OwnPool {
+  #ownPool(max: number): OwnPool {
     return new OwnPool(() => openConnection(this.connection, this.log, { max, ...poolerOptions(this.pooler) }), this.log);
   }
 
   /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
-  private startMaintenance(): Maintenance {
-    const maintenance = new Maintenance(this.ownPool(1), this.t, this.log, this.marker);
+  #startMaintenance(): Maintenance {
+    const maintenance = new Maintenance(this.#ownPool(1), this.t, this.log, this.marker);
     maintenance.on("rescued", () => this.running.forEach((w) => w.wake()));
     return maintenance;
   }
@@ -207,8 +215,9 @@ class Client implements Queue {
     return checkingSchema(this.schema, inspectQueues(this.sql, this.schema, options));
   }
 
-  workers(): Promise<WorkerInfo[]> {
-    return listWorkers(this.sql, this.t);
+  async workers(): Promise<WorkerInfo[]> {
+    assertOpen(this.closed, "q.workers()");
+    return checkingSchema(this.schema, listWorkers(this.sql, this.t));
   }
 
   readonly deadJobs = {
@@ -264,6 +273,27 @@ class Client implements Queue {
     assertOpen(this.closed, "q.publish()");
     assertOptionsObject("q.publish()", options);
     return checkingSchema(this.schema, publish(options.tx ?? this.sql, this.t, this.log, topic, payload, options, this.maxPayloadBytes));
+  }
+
+  async setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig> {
+    assertOpen(this.closed, "q.setQueue()");
+    const prepared = prepareQueueSettings(queue, settings);
+    return checkingSchema(this.schema, setQueue(this.sql, this.t, prepared.queue, prepared.set));
+  }
+
+  async pause(queue: string): Promise<void> {
+    assertOpen(this.closed, "q.pause()");
+    await this.setQueue(queue, { paused: true });
+  }
+
+  async resume(queue: string): Promise<void> {
+    assertOpen(this.closed, "q.resume()");
+    await this.setQueue(queue, { paused: false });
+  }
+
+  async queues(): Promise<QueueConfig[]> {
+    assertOpen(this.closed, "q.queues()");
+    return checkingSchema(this.schema, listQueues(this.sql, this.t));
   }
 
   close(): Promise<void> {

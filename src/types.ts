@@ -164,3 +164,29 @@ export interface Subscription {
 
 /** The jobs a publish creates take the same options as enqueue, `tx` included. */
 export type PublishOptions = EnqueueOptions;
+
+export interface RateLimit {
+  /** At most this many jobs start... */
+  count: number;
+  /** ...in any window of this many ms. */
+  perMs: number;
+}
+
+/** Per-queue settings, stored in pgq.queues and read by every worker (q.setQueue()). A key left
+ *  out keeps its value; null clears a limit, or for retentionMs and ttlMs restores the default. */
+export interface QueueSettings {
+  /** A paused queue is not claimed from (running jobs finish; enqueue still works). */
+  paused?: boolean;
+  /** Running jobs of this queue, across all workers. */
+  concurrency?: number | null;
+  /** Running jobs per groupKey (1 = today's ordered groups). */
+  keyConcurrency?: number | null;
+  /** Starts per interval, whole queue. */
+  rateLimit?: RateLimit | null;
+  /** Starts per interval, per groupKey. */
+  keyRateLimit?: RateLimit | null;
+  /** How long finished jobs stay in history; default 7 days, 0 keeps none. */
+  retentionMs?: number | null;
+  /** Jobs not started this long after they were due are never run; default none. */
+  ttlMs?: number | null;
+}

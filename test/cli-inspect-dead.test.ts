@@ -44,7 +44,7 @@ test("inspect --json counts every state per queue", async () => {
   const a = out.queues.find((s) => s.queue === "inspect-a")!;
   assert.deepEqual({ ...a, oldestReadyAgeMs: undefined }, {
     queue: "inspect-a", ready: 3, scheduled: 1, running: 1, retrying: 1, dead: 2, oldestReadyAgeMs: undefined,
-    diedLastMinute: 2, completedLastMinute: null, failedLastMinute: null, estimated: [],
+    diedLastMinute: 2, completedLastMinute: null, failedLastMinute: null, estimated: [], paused: false,
   });
   assert.ok((a.oldestReadyAgeMs as number) >= 299_000 && (a.oldestReadyAgeMs as number) < 400_000);
   assert.deepEqual(out.queues.find((s) => s.queue === "inspect-b")!.diedLastMinute, 0);

@@ -31,6 +31,11 @@ const calls: Record<string, (q: Queue) => unknown> = {
   unsubscribe: (q) => q.unsubscribe("entry", "entry.*"),
   subscriptions: (q) => q.subscriptions(),
   publish: (q) => q.publish("entry.created", {}),
+  setQueue: (q) => q.setQueue("entry", { concurrency: 2 }),
+  pause: (q) => q.pause("entry"),
+  resume: (q) => q.resume("entry"),
+  queues: (q) => q.queues(),
+  workers: (q) => q.workers(),
 };
 
 /** Each entry point that takes options, called with `options` in their place. */

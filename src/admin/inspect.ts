@@ -28,6 +28,8 @@ export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "d
 export interface QueueInspection extends QueueStats {
   /** Jobs that moved to dead_jobs in the last minute. */
   diedLastMinute: number;
+  /** Paused (q.pause()): no worker claims from it. */
+  paused: boolean;
   /**
    * Always null: a finished job leaves no row behind, so the schema cannot tell how many
    * completed, nor how many attempts failed and were retried. `pgq work` counts them itself.
@@ -62,6 +64,7 @@ interface Row {
   running: number;
   dead: number;
   died_last_minute: number;
+  paused: boolean;
   oldest_ready_age_ms: string | null;
   truncated: boolean;
   at: Date;
@@ -115,6 +118,7 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
         (select count(*) from (
            select from ${t.deadJobs} d where d.queue = q.queue and d.died_at > now() - interval '1 minute'
            order by d.queue, d.died_at limit ${cap}) c)::int as died_last_minute,
+        exists (select from ${t.queues} s where s.queue = q.queue and s.paused) as paused,
         exists (select from priorities p where p.queue = q.queue and p.depth = ${MAX_PRIORITIES} and p.priority is not null)
            as truncated
       from queues q
@@ -203,6 +207,7 @@ async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: numbe
     dead,
     oldestReadyAgeMs: row.oldest_ready_age_ms === null ? null : Number(row.oldest_ready_age_ms),
     diedLastMinute,
+    paused: row.paused,
     completedLastMinute: null,
     failedLastMinute: null,
     estimated: (["ready", "scheduled", "running", "retrying", "dead", "diedLastMinute"] as const).filter((s) => estimated.includes(s)),

@@ -50,7 +50,7 @@ export function renderInspection(inspection: Inspection): string {
   const rows = inspection.queues.map((s) => {
     const est = (state: (typeof s.estimated)[number]) => s.estimated.includes(state);
     return [
-      s.queue,
+      s.paused ? `${s.queue} (paused)` : s.queue,
       n(s.ready, est("ready")),
       n(s.scheduled, est("scheduled")),
       n(s.running, est("running")),

@@ -9,6 +9,7 @@ import { enqueueCommand } from "./enqueue.js";
 import { describeError, exitCodeFor } from "./errors.js";
 import { inspectCommand } from "./inspect.js";
 import { migrateCommand } from "./migrate.js";
+import { durationOrDefault, limitOrNone, pauseCommand, queueListCommand, queueSetCommand, rateOrNone } from "./queues.js";
 import { scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from "./schedule.js";
 import { duration, integer, isoDate, jobId } from "./options.js";
 import { LOG_FORMATS } from "./log-lines.js";
@@ -117,6 +118,35 @@ schedule
   .description("delete a schedule; jobs it already enqueued stay")
   .argument("<name>", "the schedule's name")
   .action((name: string, _options, command: Command) => scheduleRemoveCommand(name, globals(command)));
+
+program
+  .command("pause")
+  .description("stop every worker claiming from a queue (running jobs finish; enqueue still works)")
+  .argument("<queue>", "queue name")
+  .action((queue: string, _options, command: Command) => pauseCommand(queue, true, globals(command)));
+program
+  .command("resume")
+  .description("let workers claim from a paused queue again")
+  .argument("<queue>", "queue name")
+  .action((queue: string, _options, command: Command) => pauseCommand(queue, false, globals(command)));
+
+const queueCommand = program.command("queue").description("per-queue settings, read by every worker at its next claim");
+queueCommand
+  .command("set")
+  .description("change a queue's settings; options left out keep their value")
+  .argument("<queue>", "queue name")
+  .option("--concurrency <n>", 'running jobs of the queue across all workers, or "none"', limitOrNone)
+  .option("--key-concurrency <n>", 'running jobs per group key, or "none"', limitOrNone)
+  .option("--rate <count/duration>", 'jobs started per interval, e.g. 100/1m, or "none"', rateOrNone)
+  .option("--key-rate <count/duration>", 'jobs started per interval per group key, e.g. 10/1s, or "none"', rateOrNone)
+  .option("--retention <duration>", 'how long finished jobs stay in history, e.g. 7d, 0s, or "default"', durationOrDefault)
+  .option("--ttl <duration>", 'jobs not started this long after they are due expire, e.g. 1h, or "default"', durationOrDefault)
+  .action((queue: string, options, command: Command) => queueSetCommand(queue, options, globals(command)));
+queueCommand
+  .command("list")
+  .description("every queue with settings of its own")
+  .option("--json", "machine-readable output")
+  .action((options, command: Command) => queueListCommand(options, globals(command)));
 
 program
   .command("demo")

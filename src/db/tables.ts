@@ -8,6 +8,7 @@ export interface Tables {
   schedules: Helper<string>;
   subscriptions: Helper<string>;
   workers: Helper<string>;
+  queues: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -18,5 +19,6 @@ export function tables(sql: Sql, schema: string): Tables {
     schedules: sql(`${schema}.schedules`),
     subscriptions: sql(`${schema}.subscriptions`),
     workers: sql(`${schema}.workers`),
+    queues: sql(`${schema}.queues`),
   };
 }

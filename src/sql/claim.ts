@@ -42,6 +42,9 @@ export interface ClaimRequest {
  * however long it runs or waits for a retry. Waiting members are not in jobs_claim at all, so
  * the scan never walks over a blocked backlog.
  *
+ * A queue paused in pgq.queues (q.pause()) is left out: every worker in every process sees it at
+ * its next claim, and its waiting jobs are neither claimed nor walked.
+ *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
  * need it. If the server crashes before the WAL writer flushes it (within a few hundred ms), the
@@ -60,6 +63,9 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
         where j.queue = q.name and ${sql.unsafe(READY)}
+          -- Refers to no column of j: a one-time filter, checked (one primary-key probe) before
+          -- the scan, so a paused queue's jobs are neither walked nor locked.
+          and not exists (select from ${t.queues} s where s.queue = q.name and s.paused)
         order by j.priority, j.run_at, j.id
         limit ${request.limit}
         for update skip locked
