@@ -51,7 +51,7 @@ export class Executor {
     const { settings, events } = this.deps;
     const { claimed } = entry;
     const job = publicJob(claimed);
-    const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts, maxAttempts: job.maxAttempts });
+    const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
     const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
     const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
     const started = performance.now();
@@ -123,10 +123,12 @@ export class Executor {
     const failure = { id: job.id, token: claimed.lease_token, error: errorRecord(error), retryInMs };
     const outcome = await completer.fail(failure, () => entry.renewedAt + settings.leaseMs, log);
     if (outcome === "lease-lost") return this.leaseLost(job, error, log, "the job failed after its lease was lost; another worker has it");
+    // maxAttempts here rather than bound to every job's logger: a binding costs each job, not each failure.
+    const { maxAttempts } = job;
     if (outcome === "retrying") {
-      log.warn({ err: error, retryInMs }, "job failed; it will be retried");
+      log.warn({ err: error, retryInMs, maxAttempts }, "job failed; it will be retried");
       this.deps.retryIn(retryInMs);
-    } else if (outcome === "dead") log.error({ err: error }, "job failed on its last attempt and moved to dead_jobs");
+    } else if (outcome === "dead") log.error({ err: error, maxAttempts }, "job failed on its last attempt and moved to dead_jobs");
     events.emit("failed", job, error, outcome);
   }
 

@@ -43,13 +43,13 @@ export class Slots {
     for (const job of jobs) this.waiting.push({ claimed: job, renewedAt: claimedAt });
   }
 
-  /** Moves waiting jobs into free slots, one at a time, for the caller to run. */
-  *startable(): Generator<Running> {
+  /** Moves waiting jobs into free slots, handing each to `run`. */
+  startWaiting(run: (entry: Running) => void): void {
     while (this.waiting.length > 0 && this.running.size < this.concurrency) {
-      const held = this.waiting.shift()!;
-      const entry: Running = { ...held, controller: new AbortController(), finishing: false };
-      this.running.set(held.claimed.id, entry);
-      yield entry;
+      const { claimed, renewedAt } = this.waiting.shift()!;
+      const entry: Running = { claimed, renewedAt, controller: new AbortController(), finishing: false };
+      this.running.set(claimed.id, entry);
+      run(entry);
     }
   }
 

@@ -30,7 +30,7 @@ import type { Listener } from "./listener.js";
 import type { Marker } from "./marker.js";
 import type { Handlers, WorkerSettings } from "./settings.js";
 import { SlotConnections } from "./slot-connections.js";
-import { Slots } from "./slots.js";
+import { Slots, type Running } from "./slots.js";
 import { WakeUp } from "./wake-up.js";
 
 export interface WorkerDeps {
@@ -182,13 +182,14 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
 
   /** Starts waiting jobs while slots are free; after stop(), they are released instead. */
   private startWaiting(): void {
-    if (this.stopping) return;
-    for (const entry of this.slots.startable()) {
-      const execution = this.executor.run(entry);
-      this.executions.add(execution);
-      void execution.finally(() => this.executions.delete(execution));
-    }
+    if (!this.stopping) this.slots.startWaiting(this.runJob);
   }
+
+  private readonly runJob = (entry: Running): void => {
+    const execution = this.executor.run(entry);
+    this.executions.add(execution);
+    void execution.finally(() => this.executions.delete(execution));
+  };
 
   /** A slot is free: its job finished, or (lease mode) only its batched completion is left. */
   private freeSlot(id: string): void {
