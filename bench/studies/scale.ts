@@ -1,6 +1,6 @@
 // Scale: pgq's claim as pgq.jobs grows from 10 thousand to millions of rows, and after churn has
 // left dead tuples at the head of the claim index. Prints EXPLAIN (ANALYZE, BUFFERS) of the claim
-// as src/claim.ts issues it, and the drain rate at each size.
+// as src/sql/claim.ts issues it, and the drain rate at each size.
 import postgres, { type Sql } from "postgres";
 import { claimJobs } from "../../src/sql/claim.js";
 import { connect } from "../../src/index.js";
