@@ -3,7 +3,7 @@
 // the pooler. Started in the normal mode behind it, pgq finds that LISTEN delivers nothing,
 // warns once, and runs jobs by polling.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { pino } from "pino";
 import postgres, { type Sql } from "postgres";
 import { connect, type Job, type JobContext, type Queue } from "../src/index.js";
@@ -16,22 +16,26 @@ import { needs } from "./helpers/tools.js";
 import { waitFor } from "./helpers/wait.js";
 import { pgqWork } from "./helpers/workers.js";
 
-describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
-  let url: string;
-  let db: Sql;
-  let q: Queue;
-  let effects: Effects;
-  before(async () => {
-    const { url: directUrl } = await freshDatabase();
-    url = (await startPgbouncer(directUrl)).url(directUrl);
-    db = postgres(directUrl, { max: 2, onnotice: () => {} });
-    effects = await effectsTable(db);
-    q = await connect({ databaseUrl: url, pooler: "transaction" });
-  });
+// Set up at the top level, not in a before() hook: the helpers register after() hooks (stop
+// PgBouncer, drop the database), which inside a before() hook would run as soon as it returns.
+const requirement = needs(pgbouncer);
+let url: string;
+let db: Sql;
+let q: Queue;
+let effects: Effects;
+if (!requirement.skip) {
+  const { url: directUrl } = await freshDatabase();
+  url = (await startPgbouncer(directUrl)).url(directUrl);
+  db = postgres(directUrl, { max: 2, onnotice: () => {} });
+  effects = await effectsTable(db);
+  q = await connect({ databaseUrl: url, pooler: "transaction" });
   after(async () => {
-    await q?.close();
-    await db?.end();
+    await q.close();
+    await db.end();
   });
+}
+
+describe("behind PgBouncer in transaction mode", requirement, () => {
 
   test("poll-only mode: enqueue and enqueueMany through the pooler", async () => {
     const { id } = await q.enqueue("plain", { n: 1 }, { priority: 3 });
@@ -130,7 +134,12 @@ describe("behind PgBouncer in transaction mode", needs(pgbouncer), () => {
     const enqueued = await runCli(["--pooler", "transaction", "enqueue", "cli", '{"mark":true}'], { databaseUrl: url });
     assert.equal(enqueued.code, 0, enqueued.stderr);
     const worker = pgqWork("cli", { handler: "test/fixtures/cli-handler.mjs", globals: ["--pooler", "transaction"], databaseUrl: url });
-    await waitFor(async () => (await db`select from cli_marks where job_id = ${enqueued.stdout.trim()}`).length === 1, { what: "the job to run" });
+    // A process start, a connect through the pooler and a 2 s poll: generous on a loaded machine.
+    await waitFor(async () => (await db`select from cli_marks where job_id = ${enqueued.stdout.trim()}`).length === 1, {
+      what: "the job to run", timeoutMs: 30_000,
+    }).catch(async (error: unknown) => {
+      throw new Error(`${(error as Error).message}; the worker said: ${(await worker.stop("SIGKILL")).stderr}`);
+    });
     const r = await worker.stop();
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /LISTEN/, "poll-only: no LISTEN, so no warning");
