@@ -264,6 +264,18 @@ for (const [name, make] of Object.entries(libraries)) {
   });
 }
 
+test("Prisma's batch transaction enqueues with pgq.enqueue in SQL", async () => {
+  const { PrismaClient, PrismaPg } = await prisma();
+  const prismaClient = new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 1 }) });
+  after(() => prismaClient.$disconnect());
+  const orderId = nextOrder++;
+  await prismaClient.$transaction([
+    prismaClient.$executeRaw`insert into orders (id) values (${orderId})`,
+    prismaClient.$executeRaw`select pgq.enqueue('emails', ${JSON.stringify({ orderId })}::jsonb, max_attempts => 5)`,
+  ]);
+  assert.deepEqual(await rowsOf(orderId), { orders: 1, jobs: 1 });
+});
+
 test("the aliased postgres.js is a module instance of its own", () => {
   assert.notEqual(postgresCopy, postgres);
 });
