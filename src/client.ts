@@ -4,6 +4,7 @@ import type { Sql } from "postgres";
 import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db/connections.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 import { checkingSchema } from "./db/schema-errors.js";
+import { executorFor } from "./db/executor.js";
 import { prepareEnqueue } from "./enqueue.js";
 import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { insertJobs } from "./sql/insert-jobs.js";
@@ -148,7 +149,7 @@ class Client implements Queue {
     assertOptionsObject("q.enqueueMany()", options);
     if (!Array.isArray(payloads)) throw new ValidationError("INVALID_PAYLOAD", "enqueueMany needs an array of payloads");
     const prepared = prepareEnqueue(queue, payloads, options, this.maxPayloadBytes);
-    return checkingSchema(this.schema, insertJobs(options.tx ?? this.sql, this.t, prepared.queue, prepared.texts, prepared.settings));
+    return checkingSchema(this.schema, insertJobs(executorFor(options.tx, this.sql), this.t, prepared.queue, prepared.texts, prepared.settings));
   }
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
@@ -272,7 +273,7 @@ class Client implements Queue {
   async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
     assertOpen(this.closed, "q.publish()");
     assertOptionsObject("q.publish()", options);
-    return checkingSchema(this.schema, publish(options.tx ?? this.sql, this.t, this.log, topic, payload, options, this.maxPayloadBytes));
+    return checkingSchema(this.schema, publish(executorFor(options.tx, this.sql), this.t, this.log, topic, payload, options, this.maxPayloadBytes));
   }
 
   async setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig> {

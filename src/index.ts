@@ -14,6 +14,7 @@ export {
 } from "./errors.js";
 export { ConnectionLostError } from "./worker/job-connection.js";
 export { retryDelayMs, type Backoff } from "./retry-policy.js";
+export { transactionAdapter } from "./db/executor.js";
 export { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
 export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";

@@ -50,8 +50,40 @@ export interface EnqueueOptions {
   dedupeKey?: string;
   /** Jobs with the same key (in one queue) run one at a time, in enqueue order. */
   groupKey?: string;
-  /** Enqueue inside this postgres.js transaction: the job exists only if it commits. */
-  tx?: TransactionSql;
+  /**
+   * Enqueue inside this transaction: the job exists only if it commits. A transaction or client
+   * of postgres.js (any copy), pg, Kysely, Drizzle, Knex, TypeORM or Prisma, or a
+   * transactionAdapter (README, "Using pgq with your database library").
+   */
+  tx?: Transaction;
+}
+
+type AnyMethod = (...args: never[]) => unknown;
+
+/**
+ * What `tx` accepts, by shape: pgq checks the object at run time and refuses one it cannot use
+ * with a ValidationError (INVALID_OPTION) before any SQL.
+ */
+export type Transaction =
+  | TransactionSql
+  | Sql
+  /** postgres.js, another copy */
+  | { unsafe: AnyMethod }
+  /** pg's Client, PoolClient or Pool; TypeORM's EntityManager or QueryRunner */
+  | { query: AnyMethod }
+  /** Kysely's Transaction */
+  | { executeQuery: AnyMethod }
+  /** Knex's transaction */
+  | { raw: AnyMethod }
+  /** Drizzle's transaction */
+  | { execute: AnyMethod }
+  /** Prisma's interactive transaction client */
+  | { $queryRawUnsafe: AnyMethod }
+  | TransactionAdapter;
+
+/** Made by transactionAdapter(run), for a library pgq does not recognise. */
+export interface TransactionAdapter {
+  readonly kind: string;
 }
 
 export interface Job<Payload = unknown> {

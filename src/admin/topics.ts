@@ -2,7 +2,8 @@
 // puts one job in every queue with a matching pattern. Matching happens in SQL (migration
 // 000002: pgq.topic_regex and pgq.subscribed_queues), so a publish is one statement.
 import type { Logger } from "pino";
-import type { Sql, TransactionSql } from "postgres";
+import type { Sql } from "postgres";
+import type { Executor } from "../db/executor.js";
 import { prepareEnqueue } from "../enqueue.js";
 import { ValidationError } from "../errors.js";
 import { execute, qualified, sqlText } from "../db/statement.js";
@@ -67,7 +68,7 @@ export async function listSubscriptions(sql: Sql, t: Tables): Promise<Subscripti
  * queue that already has a live job with that key gives that job's id instead.
  */
 export async function publish(
-  sql: Sql | TransactionSql,
+  sql: Executor,
   t: Tables,
   log: Logger,
   topic: unknown,

@@ -3,7 +3,7 @@
 // so a statement built here can later run in a transaction of any of them. The insert of jobs
 // is built this way (src/sql/insert-jobs.ts). Kysely's sql tag composes fragments too, but
 // compiling one took 6-30 µs, a tenth of a one-job enqueue's client time; this takes about one.
-import type { Sql, TransactionSql } from "postgres";
+import { ForeignExecutor, type Executor } from "./executor.js";
 import { quoteIdent } from "./schema.js";
 
 /** A piece of SQL whose values become parameters; fragments nest. */
@@ -51,10 +51,12 @@ function append(fragment: Fragment, params: unknown[]): string {
 }
 
 /**
- * Runs a statement on a postgres.js pool or transaction. Prepared, as tagged templates are,
+ * Runs a statement on a postgres.js pool or transaction, of pgq's copy or another, or in another
+ * library's transaction (db/executor.ts). On postgres.js, prepared, as tagged templates are,
  * unless the connection turns prepared statements off (behind a transaction-mode pooler).
  */
-export function execute<Row>(sql: Sql | TransactionSql, fragment: Fragment): Promise<Row[]> {
+export function execute<Row>(sql: Executor, fragment: Fragment): Promise<Row[]> {
   const { text, params } = compile(fragment);
+  if (sql instanceof ForeignExecutor) return sql.run<Row>(text, params);
   return sql.unsafe<Row[]>(text, params as never[], { prepare: true });
 }

@@ -5,7 +5,7 @@
 // dead jobs) and what it returns. Statements are SQL text and parameters (db/statement.ts), so
 // they can run in any driver's transaction. The SQL function pgq.enqueue (migration 000006) is
 // the one other insert: it lives in the database.
-import type { Sql, TransactionSql } from "postgres";
+import type { Executor } from "../db/executor.js";
 import { EMPTY, execute, qualified, sqlText, type Fragment } from "../db/statement.js";
 import type { Tables } from "../db/tables.js";
 
@@ -76,7 +76,7 @@ export function reinsertDeadJobs(schema: string, from: Fragment): Fragment {
  * round trip whatever the batch size. Payloads arrive serialised: each travels as text, cast
  * ::text first because typed as jsonb, postgres.js would serialise the JSON text once more.
  */
-export async function insertJobs(sql: Sql | TransactionSql, t: Tables, queue: string, texts: string[], s: JobSettings): Promise<string[]> {
+export async function insertJobs(sql: Executor, t: Tables, queue: string, texts: string[], s: JobSettings): Promise<string[]> {
   if (texts.length === 0) return [];
   if (s.dedupeKey !== null) return insertDeduped(sql, t.schema, queue, texts, s, s.dedupeKey);
   if (texts.length === 1) {
@@ -103,7 +103,7 @@ function payloadRows(texts: string[]): Fragment {
 }
 
 /** With a dedupe key, a job that already has a live twin is not inserted and the twin's id is returned instead. */
-async function insertDeduped(sql: Sql | TransactionSql, schema: string, queue: string, texts: string[], s: JobSettings, dedupeKey: string): Promise<string[]> {
+async function insertDeduped(sql: Executor, schema: string, queue: string, texts: string[], s: JobSettings, dedupeKey: string): Promise<string[]> {
   // A twin inserted by a transaction that commits while this statement runs is invisible to
   // the statement's snapshot: then no id comes back, and a second try sees it.
   for (let attempt = 0; ; attempt++) {

@@ -1,6 +1,7 @@
 // Tests that need a program the machine may lack (PgBouncer, a browser, Python). A developer's
 // `npm test` skips them and says why; CI (where `CI` is set) installs every one of them in
 // .ci/run, so there a missing tool fails the file instead of quietly skipping it.
+import { spawnSync } from "node:child_process";
 
 export interface Tool {
   name: string;
@@ -20,3 +21,15 @@ export function needs(...tools: Tool[]): { skip?: string } {
   if (process.env.CI) throw new Error(`${reason}: CI must run every test`);
   return { skip: reason };
 }
+
+/**
+ * Debian's python3 with its psycopg package. Named by path: the `python3` first on PATH may be
+ * another Python (pyenv's) that does not see Debian's packages.
+ */
+export const PYTHON = "/usr/bin/python3";
+
+export const python3Psycopg: Tool = {
+  name: "python3-psycopg",
+  installed: () => spawnSync(PYTHON, ["-c", "import psycopg"], { stdio: "ignore" }).status === 0,
+  install: "apt-get install python3-psycopg; .ci/run installs it",
+};
