@@ -34,6 +34,8 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
           return d;
         },
       };
+      // At 0 from the queue's first job, so that increase() sees the first failure too.
+      for (const counter of [series.started, series.completed, series.failed, series.dead, series.leaseLost]) counter.inc(0);
       queues.set(queue, series);
     }
     return series;
@@ -60,6 +62,7 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
   });
   const claimsOfMode = claims.labels({ mode });
   const claimErrorsOfMode = claimErrors.labels({ mode });
+  claimErrorsOfMode.inc(0);
   let claiming = true;
   worker.on("claim-done", () => {
     claimsOfMode.inc();
