@@ -16,7 +16,8 @@ create table pgq.dead_jobs (
   last_error text,
   errors jsonb not null,
   created_at timestamp with time zone not null,
-  died_at timestamp with time zone not null default now()
+  died_at timestamp with time zone not null default now(),
+  trace_context text
 );
 alter table pgq.dead_jobs add constraint dead_jobs_pkey PRIMARY KEY (id);
 CREATE INDEX dead_jobs_died_at ON pgq.dead_jobs USING btree (died_at);
@@ -41,7 +42,8 @@ create table pgq.jobs (
   last_error text,
   errors jsonb not null default '[]'::jsonb,
   created_at timestamp with time zone not null default now(),
-  group_waiting boolean not null default false
+  group_waiting boolean not null default false,
+  trace_context text
 )
 with (autovacuum_vacuum_cost_delay=0, autovacuum_vacuum_scale_factor=0, autovacuum_vacuum_threshold=1000, fillfactor=70);
 alter table pgq.jobs add constraint jobs_attempts CHECK (((max_attempts >= 1) AND ((attempts >= 0) AND (attempts <= max_attempts)) AND ((attempts < max_attempts) OR (lease_token IS NOT NULL))));
@@ -134,7 +136,7 @@ create table pgq.workers (
 alter table pgq.workers add constraint workers_lock_key CHECK ((lock_key > 0));
 alter table pgq.workers add constraint workers_pkey PRIMARY KEY (name);
 
-CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint)
+CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text)
  RETURNS bigint
  LANGUAGE plpgsql
 AS $function$
@@ -195,15 +197,20 @@ begin
     raise exception 'pgq.enqueue: group_key must be 1 to 512 characters long, or null (got %)', char_length(enqueue.group_key)
       using errcode = 'invalid_parameter_value';
   end if;
+  if enqueue.trace_context !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-|$)'
+     or char_length(enqueue.trace_context) > 512 then
+    raise exception 'pgq.enqueue: trace_context must be a W3C traceparent such as 00-<32 hex>-<16 hex>-01, or null (got %)',
+      to_json(left(enqueue.trace_context, 100)) using errcode = 'invalid_parameter_value';
+  end if;
   -- With a dedupe key whose live twin finishes between the insert and the lookup, neither
   -- finds a job: the next insert takes the key.
   loop
     insert into "pgq".jobs (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
-                                  backoff_max_ms, timeout_ms, dedupe_key, group_key)
+                                  backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context)
     values (enqueue.queue, coalesce(enqueue.payload, 'null'), coalesce(enqueue.priority, 0),
             coalesce(enqueue.run_at, now() + coalesce(enqueue.delay_ms, 0) * interval '1 millisecond'),
             coalesce(enqueue.max_attempts, 25), base_ms, max_ms, enqueue.timeout_ms,
-            enqueue.dedupe_key, enqueue.group_key)
+            enqueue.dedupe_key, enqueue.group_key, enqueue.trace_context)
     on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
     returning id into job_id;
     exit when job_id is not null;

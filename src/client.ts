@@ -29,6 +29,8 @@ import { OwnPool } from "./db/own-pool.js";
 import { Marker } from "./worker/marker.js";
 import { workerSettings, type Handlers } from "./worker/settings.js";
 import { PgqWorker } from "./worker/worker.js";
+import { watchQueues } from "./telemetry/metrics.js";
+import { sendSpan } from "./telemetry/tracing.js";
 
 export interface Queue {
   /** The postgres.js pool pgq uses (yours, if you passed `sql`). */
@@ -130,7 +132,11 @@ class Client implements Queue {
     private readonly pooler: Pooler,
   ) {
     this.schema = t.schema;
+    this.unwatchQueues = watchQueues(() => inspectQueues(sql, this.schema));
   }
+
+  /** Takes this client's queues out of the metrics' gauges. */
+  private readonly unwatchQueues: () => void;
 
   async migrate(): Promise<string[]> {
     assertOpen(this.closed, "q.migrate()");
@@ -149,7 +155,8 @@ class Client implements Queue {
     assertOptionsObject("q.enqueueMany()", options);
     if (!Array.isArray(payloads)) throw new ValidationError("INVALID_PAYLOAD", "enqueueMany needs an array of payloads");
     const prepared = prepareEnqueue(queue, payloads, options, this.maxPayloadBytes);
-    return checkingSchema(this.schema, insertJobs(executorFor(options.tx, this.sql), this.t, prepared.queue, prepared.texts, prepared.settings));
+    return sendSpan(prepared.queue, prepared.texts.length, (traceContext) =>
+      checkingSchema(this.schema, insertJobs(executorFor(options.tx, this.sql), this.t, prepared.queue, prepared.texts, { ...prepared.settings, traceContext })));
   }
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
@@ -273,7 +280,8 @@ class Client implements Queue {
   async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
     assertOpen(this.closed, "q.publish()");
     assertOptionsObject("q.publish()", options);
-    return checkingSchema(this.schema, publish(executorFor(options.tx, this.sql), this.t, this.log, topic, payload, options, this.maxPayloadBytes));
+    return sendSpan(String(topic), 1, (traceContext) =>
+      checkingSchema(this.schema, publish(executorFor(options.tx, this.sql), this.t, this.log, topic, payload, options, this.maxPayloadBytes, traceContext)));
   }
 
   async setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig> {
@@ -299,6 +307,7 @@ class Client implements Queue {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.unwatchQueues();
       await Promise.all([...this.running].map((w) => w.stop()));
       await this.maintenanceStopped;
       if (this.url) await this.sql.end({ timeout: 5 });

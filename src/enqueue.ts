@@ -44,5 +44,7 @@ export function jobSettings(options: Omit<EnqueueOptions, "tx">): JobSettings {
     timeoutMs: timeoutMs ?? null,
     dedupeKey: dedupeKey ?? null,
     groupKey: groupKey ?? null,
+    // Set by the caller's send span (telemetry/tracing.ts), not an option.
+    traceContext: null,
   };
 }

@@ -20,3 +20,4 @@ export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
 export type { WorkerInfo } from "./admin/workers.js";
+export { metricsHandler, metricsRegistry } from "./telemetry/metrics.js";

@@ -75,10 +75,12 @@ export async function publish(
   payload: unknown,
   options: PublishOptions,
   maxPayloadBytes: number,
+  traceContext: string | null = null,
 ): Promise<string[]> {
   assertWords(topic, "topic");
   // Any queue name would do: the real ones come from the subscriptions.
-  const { texts, settings } = prepareEnqueue("topic", [payload], options, maxPayloadBytes);
+  const { texts, settings: checked } = prepareEnqueue("topic", [payload], options, maxPayloadBytes);
+  const settings = { ...checked, traceContext };
   // As in insertJobs, a twin committed while this statement runs is invisible to it: that
   // queue then has no id, and a second run (which inserts nothing new) sees the twin.
   for (let attempt = 0; ; attempt++) {

@@ -63,6 +63,8 @@ program
   .option("--lease-ms <ms>", "a claim lapses this long after its last renewal (default 30000)", integer(1))
   .option("--timeout-ms <ms>", "an attempt that runs longer fails (default 300000 in transaction mode)", integer(1))
   .option("--poll-interval-ms <ms>", "the safety-net poll when no notification arrives (default 2000)", integer(10))
+  .option("--metrics-port <port>", "serve Prometheus metrics at http://<metrics-host>:<port>/metrics (0: any free port)", integer(0, 65535))
+  .option("--metrics-host <host>", "the address the metrics listen on; 0.0.0.0 or :: for other machines", "127.0.0.1")
   .action((queues: string[], options, command: Command) => workCommand(queues, options, globals(command)));
 
 program

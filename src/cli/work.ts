@@ -1,5 +1,6 @@
 // pgq work <queue...> --handler <module>: runs a worker until SIGINT or SIGTERM.
 import type { Logger } from "pino";
+import { serveMetrics, type MetricsServer } from "../telemetry/server.js";
 import type { ProcessingMode } from "../types.js";
 import type { PgqWorker } from "../worker/worker.js";
 import { count } from "./format.js";
@@ -15,6 +16,8 @@ export interface WorkCommandOptions {
   leaseMs?: number;
   timeoutMs?: number;
   pollIntervalMs?: number;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 /** Without a terminal, progress goes to the log this often. */
@@ -25,7 +28,12 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
   const status = new StatusLine();
   const log = createLogger(globals, status.enabled ? "warn" : "info", status);
   const session = await openSession(globals, log, options.concurrency + 2);
+  let metrics: MetricsServer | undefined;
   try {
+    if (options.metricsPort !== undefined) {
+      metrics = await serveMetrics(options.metricsPort, options.metricsHost);
+      log.info({ url: metrics.url }, "serving Prometheus metrics");
+    }
     const worker = session.q.work(queues, handlers, {
       concurrency: options.concurrency,
       mode: options.mode,
@@ -41,6 +49,7 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
     progress.stop();
     log.info(progress.totals(), "worker stopped");
   } finally {
+    await metrics?.close();
     await session.close();
   }
 }

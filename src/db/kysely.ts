@@ -28,6 +28,7 @@ export interface JobsTable {
   timeout_ms: number | null;
   dedupe_key: string | null;
   group_key: string | null;
+  trace_context: string | null;
   locked_by: string | null;
   locked_until: Date | null;
   lease_token: string | null;
@@ -48,6 +49,7 @@ export interface DeadJobsTable {
   timeout_ms: number | null;
   dedupe_key: string | null;
   group_key: string | null;
+  trace_context: string | null;
   last_error: string | null;
   errors: unknown;
   created_at: Date;

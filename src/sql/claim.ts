@@ -16,6 +16,11 @@ export interface ClaimedJob {
   timeout_ms: number | null;
   backoff_base_ms: number;
   backoff_max_ms: number;
+  run_at: Date;
+  /** The database's time at the claim: with run_at, how long the job waited, whatever the clocks. */
+  claimed_at: Date;
+  /** A W3C traceparent, or null (telemetry/tracing.ts). */
+  trace_context: string | null;
 }
 
 export interface ClaimRequest {
@@ -81,7 +86,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     from claimable
     where j.id = claimable.id
     returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
-              j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms`;
+              j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms,
+              j.run_at, now() as claimed_at, j.trace_context`;
 }
 
 /**

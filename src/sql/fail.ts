@@ -85,9 +85,11 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
       returning j.*, failed.error as final_error, failed.history
     ), dead as (
       insert into ${t.deadJobs} (id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
-                                 backoff_max_ms, timeout_ms, dedupe_key, group_key, last_error, errors, created_at)
+                                 backoff_max_ms, timeout_ms, dedupe_key, group_key, last_error, errors, created_at,
+                                 trace_context)
       select id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
-             backoff_max_ms, timeout_ms, dedupe_key, group_key, final_error, history, created_at
+             backoff_max_ms, timeout_ms, dedupe_key, group_key, final_error, history, created_at,
+             trace_context
       from buried
       returning id
     )

@@ -21,6 +21,8 @@ export interface JobSettings {
   timeoutMs: number | null;
   dedupeKey: string | null;
   groupKey: string | null;
+  /** A W3C traceparent: the enqueuer's span, which the job's process spans continue (telemetry/tracing.ts). */
+  traceContext: string | null;
 }
 
 export interface JobRows {
@@ -44,11 +46,11 @@ export function insertNewJobs(schema: string, rows: JobRows): Fragment {
   const s = rows.settings;
   return sqlText`
     insert into ${qualified(schema, "jobs")} (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
-                                              backoff_max_ms, timeout_ms, dedupe_key, group_key)
+                                              backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context)
     select ${rows.queue}, ${rows.payload}, ${s.priority}::integer,
            coalesce(${s.runAt}::timestamptz, now() + ${s.delayMs}::double precision * interval '1 millisecond'),
            ${s.maxAttempts}::integer, ${s.backoffBaseMs}::integer, ${s.backoffMaxMs}::integer, ${s.timeoutMs}::integer,
-           ${s.dedupeKey}::text, ${s.groupKey}::text
+           ${s.dedupeKey}::text, ${s.groupKey}::text, ${s.traceContext}::text
     ${rows.from ?? EMPTY}
     ${s.dedupeKey === null ? EMPTY : sqlText`on conflict (queue, dedupe_key) where dedupe_key is not null do nothing`}`;
 }
@@ -56,18 +58,18 @@ export function insertNewJobs(schema: string, rows: JobRows): Fragment {
 /**
  * Dead jobs coming back, from `from`, whose rows (pgq.dead_jobs rows) are named `dead`: each with
  * its own options, id and error history, ready now, with all its attempts ahead of it. The
- * same columns as insertNewJobs, plus the history, and no ON CONFLICT: a job that would break a
+ * same columns as insertNewJobs, plus the history and trace context, and no ON CONFLICT: a job that would break a
  * dedupe key's promise must fail the statement, not vanish from both tables.
  */
 export function reinsertDeadJobs(schema: string, from: Fragment): Fragment {
   return sqlText`
     insert into ${qualified(schema, "jobs")} (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
                                               backoff_max_ms, timeout_ms, dedupe_key, group_key,
-                                              id, last_error, errors, created_at)
+                                              trace_context, id, last_error, errors, created_at)
     overriding system value
     select dead.queue, dead.payload, dead.priority, now(), dead.max_attempts, dead.backoff_base_ms,
            dead.backoff_max_ms, dead.timeout_ms, dead.dedupe_key, dead.group_key,
-           dead.id, dead.last_error, dead.errors, dead.created_at
+           dead.trace_context, dead.id, dead.last_error, dead.errors, dead.created_at
     ${from}`;
 }
 

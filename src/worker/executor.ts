@@ -18,6 +18,7 @@ import { JobTimeoutError, LeaseLostError, WorkerStoppedError } from "../errors.j
 import { retryDelayMs } from "../retry-policy.js";
 import type { ClaimedJob } from "../sql/claim.js";
 import { completeInTransaction } from "../sql/complete.js";
+import { ProcessSpan, type AttemptOutcome } from "../telemetry/tracing.js";
 import type { Job } from "../types.js";
 import type { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
@@ -55,15 +56,16 @@ export class Executor {
     const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
     const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
     const started = performance.now();
-    events.emit("started", job);
+    const span = new ProcessSpan(claimed, settings.mode);
+    events.emit("started", job, waitedMs(entry, started));
     try {
-      if (settings.mode === "transaction") await this.inTransaction(entry, job, log, timeoutMs);
-      else await this.underLease(entry, job, log);
+      await span.run(() => (settings.mode === "transaction" ? this.inTransaction(entry, job, log, timeoutMs) : this.underLease(entry, job, log)));
       const ms = performance.now() - started;
       log.debug({ ms }, "job completed");
       events.emit("completed", job, ms);
+      span.end("completed");
     } catch (error) {
-      await this.failed(entry, job, error, log);
+      span.end(await this.failed(entry, job, error, log, started), error);
     } finally {
       clearTimeout(timer);
       this.deps.freeSlot(claimed.id);
@@ -107,13 +109,13 @@ export class Executor {
     if (!(await this.deps.completer.complete(job.id, entry.claimed.lease_token))) throw new LeaseLostError(job.id);
   }
 
-  private async failed(entry: Running, job: Job, error: unknown, log: Logger): Promise<void> {
+  private async failed(entry: Running, job: Job, error: unknown, log: Logger, started: number): Promise<AttemptOutcome> {
     const { completer, events, settings } = this.deps;
     const { claimed } = entry;
-    if (error instanceof LeaseLostError) return this.leaseLost(job, error, log, "lost the job's lease; its result was discarded");
+    if (error instanceof LeaseLostError) return this.leaseLost(job, error, log, started, "lost the job's lease; its result was discarded");
     if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
       await completer.release([claimed], log);
-      return;
+      return "released";
     }
     // When the database failed, not the job (db/outage.ts), the job waits for no backoff: it
     // runs again as soon as the database takes work. The attempt the claim counted stays.
@@ -122,19 +124,21 @@ export class Executor {
       : retryDelayMs(claimed.attempts, { baseMs: claimed.backoff_base_ms, maxMs: claimed.backoff_max_ms });
     const failure = { id: job.id, token: claimed.lease_token, error: errorRecord(error), retryInMs };
     const outcome = await completer.fail(failure, () => entry.renewedAt + settings.leaseMs, log);
-    if (outcome === "lease-lost") return this.leaseLost(job, error, log, "the job failed after its lease was lost; another worker has it");
+    if (outcome === "lease-lost") return this.leaseLost(job, error, log, started, "the job failed after its lease was lost; another worker has it");
     // maxAttempts here rather than bound to every job's logger: a binding costs each job, not each failure.
     const { maxAttempts } = job;
     if (outcome === "retrying") {
       log.warn({ err: error, retryInMs, maxAttempts }, "job failed; it will be retried");
       this.deps.retryIn(retryInMs);
     } else if (outcome === "dead") log.error({ err: error, maxAttempts }, "job failed on its last attempt and moved to dead_jobs");
-    events.emit("failed", job, error, outcome);
+    events.emit("failed", job, error, outcome, performance.now() - started);
+    return outcome;
   }
 
-  private leaseLost(job: Job, error: unknown, log: Logger, message: string): void {
+  private leaseLost(job: Job, error: unknown, log: Logger, started: number, message: string): "lease-lost" {
     log.warn({ err: error }, message);
-    this.deps.events.emit("lease-lost", job);
+    this.deps.events.emit("lease-lost", job, performance.now() - started);
+    return "lease-lost";
   }
 }
 
@@ -149,6 +153,12 @@ export function publicJob(c: ClaimedJob): Job {
     groupKey: c.group_key,
     createdAt: c.created_at,
   };
+}
+
+/** From run_at to now, by the database's clock up to the claim and this process's since. */
+function waitedMs(entry: Running, now: number): number {
+  const { run_at, claimed_at } = entry.claimed;
+  return Math.max(0, claimed_at.getTime() - run_at.getTime() + now - entry.claimedAt);
 }
 
 /** Runs the handler, settling early with the signal's reason if the attempt is aborted. */

@@ -25,6 +25,7 @@ export interface FetchLoopDeps {
   log: Logger;
   /** Jobs were claimed (and are waiting in the slots' buffer). */
   claimed: (jobs: ClaimedJob[]) => void;
+  claimFailed: (error: unknown) => void;
 }
 
 export class FetchLoop {
@@ -60,6 +61,7 @@ export class FetchLoop {
         askWhenDue = false;
         attempted();
       } catch (error) {
+        this.deps.claimFailed(error);
         wake.more();
         const retryInMs = failures.next();
         // A worker started before `pgq migrate` says what to run, and starts once it has run.

@@ -8,6 +8,8 @@ export interface Held {
   claimed: ClaimedJob;
   /** performance.now() of the last renewal that reached the database (or of the claim). */
   renewedAt: number;
+  /** performance.now() when the claim returned the job. */
+  claimedAt: number;
 }
 
 export interface Running extends Held {
@@ -29,6 +31,10 @@ export class Slots {
     return this.running.size;
   }
 
+  get total(): number {
+    return this.concurrency;
+  }
+
   /** How many jobs the next claim asks for; 0 when it should not claim now. */
   wanted(now: number): number {
     const ahead = this.claimAhead.target(now);
@@ -40,14 +46,14 @@ export class Slots {
   /** A claim that started at `startedAt` returned these jobs at `claimedAt`. */
   claimed(jobs: ClaimedJob[], startedAt: number, claimedAt: number): void {
     this.claimAhead.claimTook(claimedAt - startedAt);
-    for (const job of jobs) this.waiting.push({ claimed: job, renewedAt: claimedAt });
+    for (const job of jobs) this.waiting.push({ claimed: job, renewedAt: claimedAt, claimedAt });
   }
 
   /** Moves waiting jobs into free slots, handing each to `run`. */
   startWaiting(run: (entry: Running) => void): void {
     while (this.waiting.length > 0 && this.running.size < this.concurrency) {
-      const { claimed, renewedAt } = this.waiting.shift()!;
-      const entry: Running = { claimed, renewedAt, controller: new AbortController(), finishing: false };
+      const { claimed, renewedAt, claimedAt } = this.waiting.shift()!;
+      const entry: Running = { claimed, renewedAt, claimedAt, controller: new AbortController(), finishing: false };
       this.running.set(claimed.id, entry);
       run(entry);
     }

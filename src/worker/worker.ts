@@ -19,7 +19,8 @@ import type { Tables } from "../db/tables.js";
 import { assertOptionsObject } from "../entry-checks.js";
 import { WorkerStoppedError } from "../errors.js";
 import type { ClaimedJob } from "../sql/claim.js";
-import type { StopOptions, Worker } from "../types.js";
+import { observeWorker } from "../telemetry/worker-metrics.js";
+import type { ProcessingMode, StopOptions, Worker } from "../types.js";
 import { assertInteger } from "../validate.js";
 import { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
@@ -92,7 +93,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       slots: this.slots,
       wake: this.wakeUp,
       claimed: (jobs) => this.claimed(jobs),
+      claimFailed: (error) => this.emit("claim-failed", error),
     });
+    observeWorker(this);
     this.ready = this.start();
   }
 
@@ -175,7 +178,22 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     return this.stopped;
   }
 
+  get mode(): ProcessingMode {
+    return this.settings.mode;
+  }
+
+  /** Running jobs, and how many may run at once (metrics). */
+  get slotUsage(): { busy: number; total: number } {
+    return { busy: this.slots.busy, total: this.slots.total };
+  }
+
+  /** Whether LISTEN is in place; undefined when the worker only polls. */
+  get listening(): boolean | undefined {
+    return this.deps.listener?.isListening;
+  }
+
   private claimed(jobs: ClaimedJob[]): void {
+    this.emit("claim-done", jobs.length);
     this.startWaiting();
     if (jobs.length > 0) this.emit("claimed", jobs.length);
   }

@@ -21,6 +21,8 @@ export interface PgqWorkOptions extends CliOptions {
   concurrency?: number;
   leaseMs?: number;
   pollIntervalMs?: number;
+  /** Serve /metrics on this port (0: any free one; the URL is in the "serving Prometheus metrics" log line). */
+  metricsPort?: number;
   /** Options that go before `work`, such as ["--pooler", "transaction"]. */
   globals?: string[];
 }
@@ -30,8 +32,8 @@ const LIFETIME_MS = 15 * 60_000;
 
 /** `pgq work <queues> --handler ...` as a child process. */
 export function pgqWork(queues: string | string[], options: PgqWorkOptions): WorkerProcess {
-  const { handler, mode, concurrency, leaseMs, pollIntervalMs, globals = [], ...cli } = options;
-  const flags = Object.entries({ "--mode": mode, "--concurrency": concurrency, "--lease-ms": leaseMs, "--poll-interval-ms": pollIntervalMs })
+  const { handler, mode, concurrency, leaseMs, pollIntervalMs, metricsPort, globals = [], ...cli } = options;
+  const flags = Object.entries({ "--mode": mode, "--concurrency": concurrency, "--lease-ms": leaseMs, "--poll-interval-ms": pollIntervalMs, "--metrics-port": metricsPort })
     .flatMap(([flag, value]) => (value === undefined ? [] : [flag, String(value)]));
   return watch(startCli([...globals, "work", ...[queues].flat(), "--handler", handler, ...flags], cli));
 }

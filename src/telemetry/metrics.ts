@@ -1,0 +1,164 @@
+// Prometheus metrics (prom-client), in a registry of pgq's own: an application mounts it
+// (metricsHandler), merges it into its own (Registry.merge), or lets `pgq work --metrics-port`
+// serve it. Labels are queue, mode and outcome only: never a job id, so the series stay few.
+//
+// Counters and histograms move with the events of this process's workers (worker-metrics.ts).
+// The gauges of jobs by queue and state come from the bounded counts of `pgq inspect`: each
+// client refreshes them at most every QUEUE_COUNTS_MAX_AGE_MS, however many workers it runs and
+// however often it is scraped, and only while something scrapes.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { performance } from "node:perf_hooks";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Inspection } from "../admin/inspect.js";
+import type { ProcessingMode } from "../types.js";
+
+export const metricsRegistry = new Registry();
+const registers = [metricsRegistry];
+
+const QUEUE_COUNTS_MAX_AGE_MS = 5_000;
+
+export const jobCounters = {
+  started: new Counter({ name: "pgq_jobs_started_total", help: "Attempts started", labelNames: ["queue", "mode"], registers }),
+  completed: new Counter({ name: "pgq_jobs_completed_total", help: "Jobs completed", labelNames: ["queue", "mode"], registers }),
+  failed: new Counter({ name: "pgq_jobs_failed_total", help: "Attempts that failed and will be retried", labelNames: ["queue", "mode"], registers }),
+  dead: new Counter({ name: "pgq_jobs_dead_total", help: "Jobs that failed their last attempt and moved to dead_jobs", labelNames: ["queue", "mode"], registers }),
+  leaseLost: new Counter({
+    name: "pgq_jobs_lease_lost_total", help: "Attempts whose lease lapsed before they settled: their result was discarded", labelNames: ["queue", "mode"], registers,
+  }),
+  // Defined before the outcomes exist, so that dashboards and alerts can name them already.
+  cancelled: new Counter({ name: "pgq_jobs_cancelled_total", help: "Jobs cancelled", labelNames: ["queue", "mode"], registers }),
+  expired: new Counter({ name: "pgq_jobs_expired_total", help: "Jobs that expired before they ran", labelNames: ["queue", "mode"], registers }),
+};
+
+export const jobDuration = new Histogram({
+  name: "pgq_job_duration_seconds",
+  help: "How long an attempt ran, from its start to its outcome (completed, retrying, dead, lease-lost)",
+  labelNames: ["queue", "mode", "outcome"],
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  registers,
+});
+
+export const jobWait = new Histogram({
+  name: "pgq_job_wait_seconds",
+  help: "How long a job waited from its run_at (when it became due) to the start of an attempt",
+  labelNames: ["queue", "mode"],
+  buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
+  registers,
+});
+
+export const claims = new Counter({ name: "pgq_claims_total", help: "Claim round trips, whether or not they found jobs", labelNames: ["mode"], registers });
+export const claimErrors = new Counter({ name: "pgq_claim_errors_total", help: "Claims that failed", labelNames: ["mode"], registers });
+export const databaseOutages = new Counter({
+  name: "pgq_database_outages_total",
+  help: "Times a worker's claims began to fail after working (the database unreachable, read-only, restarting)",
+  registers,
+});
+
+/** The workers of this process that are running, for the gauges read at each scrape. */
+export interface ObservedWorker {
+  readonly mode: ProcessingMode;
+  readonly slotUsage: { busy: number; total: number };
+  readonly listening: boolean | undefined;
+}
+
+export const observedWorkers = new Set<ObservedWorker>();
+
+const sumSlots = (gauge: Gauge<"mode">, key: "busy" | "total") => {
+  gauge.reset();
+  for (const w of observedWorkers) gauge.inc({ mode: w.mode }, w.slotUsage[key]);
+};
+
+new Gauge({
+  name: "pgq_worker_slots_busy", help: "Jobs running in this process's workers", labelNames: ["mode"], registers,
+  collect() { sumSlots(this, "busy"); },
+});
+new Gauge({
+  name: "pgq_worker_slots", help: "Jobs this process's workers may run at once (their concurrency)", labelNames: ["mode"], registers,
+  collect() { sumSlots(this, "total"); },
+});
+new Gauge({
+  name: "pgq_listener_connected",
+  help: "1 when every listening worker of this process has its LISTEN connection, 0 when one is without (it polls meanwhile)",
+  registers,
+  collect() {
+    const listeners = [...observedWorkers].map((w) => w.listening).filter((l) => l !== undefined);
+    this.reset();
+    if (listeners.length > 0) this.set(listeners.every(Boolean) ? 1 : 0);
+  },
+});
+
+/** Where the queue gauges come from: a client's inspect(), with its last result. */
+class QueueCounts {
+  private last: Inspection | undefined;
+  private takenAt = -Infinity;
+  private pending: Promise<Inspection | undefined> | undefined;
+
+  constructor(private readonly inspect: () => Promise<Inspection>) {}
+
+  /** The counts, refreshed if older than QUEUE_COUNTS_MAX_AGE_MS; undefined while the database cannot say. */
+  current(): Promise<Inspection | undefined> {
+    if (performance.now() - this.takenAt < QUEUE_COUNTS_MAX_AGE_MS) return Promise.resolve(this.last);
+    this.pending ??= this.inspect()
+      .then(
+        (inspection) => inspection,
+        // Stale depths would hide an outage: the series vanish instead, until counts come again.
+        () => undefined,
+      )
+      .then((inspection) => {
+        this.last = inspection;
+        this.takenAt = performance.now();
+        return inspection;
+      })
+      .finally(() => (this.pending = undefined));
+    return this.pending;
+  }
+}
+
+const queueCounts = new Set<QueueCounts>();
+
+/** Makes a client's queues part of the gauges, until the returned function is called. */
+export function watchQueues(inspect: () => Promise<Inspection>): () => void {
+  const counts = new QueueCounts(inspect);
+  queueCounts.add(counts);
+  return () => queueCounts.delete(counts);
+}
+
+async function inspections(): Promise<Inspection[]> {
+  const all = await Promise.all([...queueCounts].map((c) => c.current()));
+  return all.filter((i) => i !== undefined);
+}
+
+const STATES = ["ready", "scheduled", "running", "retrying", "dead"] as const;
+
+new Gauge({
+  name: "pgq_jobs",
+  help: `Jobs by queue and state, counted exactly up to 10000 and estimated above, at most ${QUEUE_COUNTS_MAX_AGE_MS / 1000} s old`,
+  labelNames: ["queue", "state"],
+  registers,
+  async collect() {
+    const found = await inspections();
+    this.reset();
+    for (const { queues } of found) for (const q of queues) for (const state of STATES) this.set({ queue: q.queue, state }, q[state]);
+  },
+});
+new Gauge({
+  name: "pgq_oldest_ready_job_age_seconds",
+  help: "Per queue, how long the oldest job that could run now has waited (0 when none waits): the number to alert on",
+  labelNames: ["queue"],
+  registers,
+  async collect() {
+    const found = await inspections();
+    this.reset();
+    for (const { queues } of found) for (const q of queues) this.set({ queue: q.queue }, (q.oldestReadyAgeMs ?? 0) / 1000);
+  },
+});
+
+/** Serves the registry in Prometheus's text format; mount it on any node:http-style server. */
+export async function metricsHandler(_request: IncomingMessage, response: ServerResponse): Promise<void> {
+  try {
+    const body = await metricsRegistry.metrics();
+    response.writeHead(200, { "content-type": metricsRegistry.contentType }).end(body);
+  } catch (error) {
+    response.writeHead(500, { "content-type": "text/plain" }).end(`pgq metrics failed: ${(error as Error).message}\n`);
+  }
+}
