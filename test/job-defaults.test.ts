@@ -44,6 +44,7 @@ test("pgq.enqueue's argument defaults are the library's", async () => {
     backoff_max_ms: "NULL::integer",
     timeout_ms: "NULL::integer",
     delay_ms: "NULL::bigint",
+    trace_context: "NULL::text",
   });
   // The body repeats them for explicit nulls.
   const [enqueued] = await db`select pgq.enqueue('defaults', null, null, null, null, null, null, null, null, null, null) as id`;
