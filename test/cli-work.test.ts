@@ -68,7 +68,8 @@ test("a default export mapping queues to handlers, and a failing job that dies",
 test("a TypeScript handler module loads when pgq runs through tsx", async () => {
   await q.enqueue("ts", { mark: true });
   const worker = pgqWork("ts", { handler: fixture("cli-handler.ts"), databaseUrl: url, node: ["--import", "tsx"] });
-  await waitFor(async () => (await marks("ts")) === 1, { what: "the job" });
+  // tsx compiles the CLI's whole module graph first: seconds on a loaded machine.
+  await waitFor(async () => (await marks("ts")) === 1, { what: "the job", timeoutMs: 60_000 });
   assert.equal((await worker.stop()).code, 0);
 });
 
