@@ -91,6 +91,12 @@ alter table pgq.queues add constraint queues_rate CHECK ((((rate_count IS NULL) 
 alter table pgq.queues add constraint queues_retention CHECK (((retention_ms IS NULL) OR (retention_ms >= 0)));
 alter table pgq.queues add constraint queues_ttl CHECK (((ttl_ms IS NULL) OR (ttl_ms >= 1)));
 
+create table pgq.rate_windows (
+  queue text not null,
+  starts timestamp with time zone[] not null
+);
+alter table pgq.rate_windows add constraint rate_windows_pkey PRIMARY KEY (queue);
+
 create table pgq.schedules (
   name text not null,
   cron text not null,
@@ -133,6 +139,57 @@ create table pgq.workers (
 );
 alter table pgq.workers add constraint workers_lock_key CHECK ((lock_key > 0));
 alter table pgq.workers add constraint workers_pkey PRIMARY KEY (name);
+
+CREATE OR REPLACE FUNCTION pgq.claim_budget(queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer, OUT granted integer, OUT at_limit boolean, OUT next_slot_ms double precision)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  running integer;
+  ready integer;
+  admitted_at timestamptz;
+  recent timestamptz[];
+begin
+  perform pg_advisory_xact_lock(hashtextextended('"pgq".claim.' || queue_name, 0));
+  granted := want;
+  at_limit := false;
+  if concurrency is not null then
+    -- Along jobs_leased, which holds every running job of every queue: bounded by the slots
+    -- of all workers, and stopped at the limit.
+    select count(*) into running from (
+      select from "pgq".jobs j where j.locked_until is not null and j.queue = queue_name limit concurrency) r;
+    if concurrency - running < granted then
+      granted := greatest(0, concurrency - running);
+      at_limit := true;
+    end if;
+  end if;
+  if rate_count is not null and granted > 0 then
+    select count(*) into ready from (
+      select from "pgq".jobs j
+      where j.queue = queue_name and j.locked_until is null and not j.group_waiting and j.run_at <= now()
+      limit granted) r;
+    -- The clock, not now(): the transaction may have started long before the lock was granted,
+    -- and every start recorded must be later than those of the claims that held it before.
+    admitted_at := clock_timestamp();
+    recent := array(
+      select s from "pgq".rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
+    if rate_count - cardinality(recent) < least(granted, ready) then
+      granted := greatest(0, rate_count - cardinality(recent));
+      recent := recent || array_fill(admitted_at, array[granted]);
+      next_slot_ms := greatest(0, extract(epoch from recent[cardinality(recent) - rate_count + 1]
+                                                   + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000);
+    else
+      granted := least(granted, ready);
+      recent := recent || array_fill(admitted_at, array[granted]);
+    end if;
+    if granted > 0 then
+      insert into "pgq".rate_windows as w (queue, starts) values (queue_name, recent)
+      on conflict (queue) do update set starts = excluded.starts;
+    end if;
+  end if;
+end;
+$function$;
 
 CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint)
  RETURNS bigint
@@ -220,14 +277,23 @@ CREATE OR REPLACE FUNCTION pgq.group_head_left()
  LANGUAGE plpgsql
 AS $function$
 declare
-  next_run_at timestamptz;
+  key_limit integer;
+  room integer;
+  due boolean;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
-  update "pgq".jobs j set group_waiting = false
-  where j.id = (select min(m.id) from "pgq".jobs m where m.queue = old.queue and m.group_key = old.group_key)
-    and j.group_waiting
-  returning j.run_at into next_run_at;
-  if next_run_at <= now() then
+  select coalesce(s.key_concurrency, 1) into key_limit from "pgq".queues s where s.queue = old.queue;
+  room := coalesce(key_limit, 1) - (select count(*) from (
+    select from "pgq".jobs m
+    where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
+  with promoted as (
+    update "pgq".jobs j set group_waiting = false
+    where j.id in (select m.id from "pgq".jobs m
+                   where m.queue = old.queue and m.group_key = old.group_key and m.group_waiting
+                   order by m.id limit greatest(room, 0))
+    returning j.run_at)
+  select coalesce(bool_or(p.run_at <= now()), false) into due from promoted p;
+  if due then
     perform pg_notify(tg_table_schema || '_jobs', old.queue);
   end if;
   return null;
@@ -238,10 +304,19 @@ CREATE OR REPLACE FUNCTION pgq.group_job_enqueued()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
+declare
+  key_limit integer;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || new.queue), hashtext(new.group_key));
-  new.group_waiting := exists (
-    select from "pgq".jobs j where j.queue = new.queue and j.group_key = new.group_key);
+  select coalesce(s.key_concurrency, 1) into key_limit from "pgq".queues s where s.queue = new.queue;
+  if coalesce(key_limit, 1) = 1 then
+    new.group_waiting := exists (
+      select from "pgq".jobs j where j.queue = new.queue and j.group_key = new.group_key);
+  else
+    new.group_waiting := (select count(*) from (
+      select from "pgq".jobs j
+      where j.queue = new.queue and j.group_key = new.group_key and not j.group_waiting limit key_limit) h) >= key_limit;
+  end if;
   return new;
 end;
 $function$;

@@ -134,7 +134,7 @@ test("inspect(), stats() and the claim at a million jobs, before and after ANALY
   }
 
   const from = notices.length;
-  const claimed = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 100, worker: "plans", leaseMs: 60_000 });
+  const { jobs: claimed } = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 100, worker: "plans", leaseMs: 60_000 });
   assert.equal(claimed.length, 100);
   assert.deepEqual(planProblems(from), []);
 });

@@ -9,6 +9,8 @@ export interface Tables {
   subscriptions: Helper<string>;
   workers: Helper<string>;
   queues: Helper<string>;
+  /** A function (migration 000011), named here for the same quoting. */
+  claimBudget: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -20,5 +22,6 @@ export function tables(sql: Sql, schema: string): Tables {
     subscriptions: sql(`${schema}.subscriptions`),
     workers: sql(`${schema}.workers`),
     queues: sql(`${schema}.queues`),
+    claimBudget: sql(`${schema}.claim_budget`),
   };
 }

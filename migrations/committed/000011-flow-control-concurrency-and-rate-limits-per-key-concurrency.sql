@@ -1,0 +1,130 @@
+--! Previous: sha1:9fcc26e24131effdd6f4ebe59afff30b8b304927
+--! Hash: sha1:b93b8f35e3ee3bf79d19ff82c446af33dd86f7a2
+--! Message: flow control: concurrency and rate limits, per-key concurrency
+
+-- Issue 16: the limits stored in pgq.queues (000008) are enforced at claim time, in the
+-- database, so that they hold across every worker process however many claim at once.
+--
+-- Concurrency and rate limits. A claim from a queue with either limit first calls
+-- claim_budget(), which takes a transaction-scoped advisory lock on the queue and then counts,
+-- so claims from that queue are serialised until each commits and the next one counts what the
+-- previous one took. The count is taken in a statement of the function, and a VOLATILE function
+-- takes a fresh snapshot for each statement (READ COMMITTED): the claim statement's own
+-- snapshot was taken before the lock was granted and would miss the claim it waited for.
+-- Running jobs are counted, not kept in a counter: a count cannot drift, and a dead worker's
+-- jobs stop counting exactly when they stop being leased (rescue, or lease lapse then rescue).
+-- Unlimited queues never call it: no lock, no extra read beyond the queue's settings row.
+--
+-- Rates are a sliding window: the start times of the last rate_count admissions per queue.
+-- A claim admits at most rate_count minus the starts still inside the window, so any window
+-- of rate_per_ms holds at most rate_count starts (a token bucket would let twice that through
+-- around a refill). It admits no more than the ready jobs it can see, so an idle worker's empty
+-- claims spend nothing; when the window is full it says when its oldest start leaves it, and
+-- the worker sleeps until then.
+create table :PGQ_SCHEMA.rate_windows (
+  queue      text primary key,
+  -- ascending; at most the queue's rate_count entries
+  starts     timestamptz[] not null
+);
+
+create function :PGQ_SCHEMA.claim_budget(
+  queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer,
+  out granted integer, out at_limit boolean, out next_slot_ms double precision)
+language plpgsql volatile as $$
+declare
+  running integer;
+  ready integer;
+  admitted_at timestamptz;
+  recent timestamptz[];
+begin
+  perform pg_advisory_xact_lock(hashtextextended(':PGQ_SCHEMA.claim.' || queue_name, 0));
+  granted := want;
+  at_limit := false;
+  if concurrency is not null then
+    -- Along jobs_leased, which holds every running job of every queue: bounded by the slots
+    -- of all workers, and stopped at the limit.
+    select count(*) into running from (
+      select from :PGQ_SCHEMA.jobs j where j.locked_until is not null and j.queue = queue_name limit concurrency) r;
+    if concurrency - running < granted then
+      granted := greatest(0, concurrency - running);
+      at_limit := true;
+    end if;
+  end if;
+  if rate_count is not null and granted > 0 then
+    select count(*) into ready from (
+      select from :PGQ_SCHEMA.jobs j
+      where j.queue = queue_name and j.locked_until is null and not j.group_waiting and j.run_at <= now()
+      limit granted) r;
+    -- The clock, not now(): the transaction may have started long before the lock was granted,
+    -- and every start recorded must be later than those of the claims that held it before.
+    admitted_at := clock_timestamp();
+    recent := array(
+      select s from :PGQ_SCHEMA.rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
+    if rate_count - cardinality(recent) < least(granted, ready) then
+      granted := greatest(0, rate_count - cardinality(recent));
+      recent := recent || array_fill(admitted_at, array[granted]);
+      next_slot_ms := greatest(0, extract(epoch from recent[cardinality(recent) - rate_count + 1]
+                                                   + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000);
+    else
+      granted := least(granted, ready);
+      recent := recent || array_fill(admitted_at, array[granted]);
+    end if;
+    if granted > 0 then
+      insert into :PGQ_SCHEMA.rate_windows as w (queue, starts) values (queue_name, recent)
+      on conflict (queue) do update set starts = excluded.starts;
+    end if;
+  end if;
+end;
+$$;
+
+-- Per-key concurrency generalises group heads (000002): a group's first key_concurrency live
+-- members are claimable and the rest wait, so a key never runs more than that many at once and
+-- the claim index still holds no blocked backlog. 1, the default, is today's serial FIFO group;
+-- above 1, members run unordered within the key. A member that leaves lets as many waiting
+-- ones in as the key has room for, so a raised limit fills up as members finish.
+create or replace function :PGQ_SCHEMA.group_job_enqueued() returns trigger
+language plpgsql as $$
+declare
+  key_limit integer;
+begin
+  perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || new.queue), hashtext(new.group_key));
+  select coalesce(s.key_concurrency, 1) into key_limit from :PGQ_SCHEMA.queues s where s.queue = new.queue;
+  if coalesce(key_limit, 1) = 1 then
+    new.group_waiting := exists (
+      select from :PGQ_SCHEMA.jobs j where j.queue = new.queue and j.group_key = new.group_key);
+  else
+    new.group_waiting := (select count(*) from (
+      select from :PGQ_SCHEMA.jobs j
+      where j.queue = new.queue and j.group_key = new.group_key and not j.group_waiting limit key_limit) h) >= key_limit;
+  end if;
+  return new;
+end;
+$$;
+
+-- The next members are claimable at once, so wake the queue's workers as the insert trigger does.
+create or replace function :PGQ_SCHEMA.group_head_left() returns trigger
+language plpgsql as $$
+declare
+  key_limit integer;
+  room integer;
+  due boolean;
+begin
+  perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
+  select coalesce(s.key_concurrency, 1) into key_limit from :PGQ_SCHEMA.queues s where s.queue = old.queue;
+  room := coalesce(key_limit, 1) - (select count(*) from (
+    select from :PGQ_SCHEMA.jobs m
+    where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
+  with promoted as (
+    update :PGQ_SCHEMA.jobs j set group_waiting = false
+    where j.id in (select m.id from :PGQ_SCHEMA.jobs m
+                   where m.queue = old.queue and m.group_key = old.group_key and m.group_waiting
+                   order by m.id limit greatest(room, 0))
+    returning j.run_at)
+  select coalesce(bool_or(p.run_at <= now()), false) into due from promoted p;
+  if due then
+    perform pg_notify(tg_table_schema || '_jobs', old.queue);
+  end if;
+  return null;
+end;
+$$;
