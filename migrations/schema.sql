@@ -146,7 +146,6 @@ CREATE OR REPLACE FUNCTION pgq.claim_budget(queue_name text, want integer, concu
 AS $function$
 declare
   running integer;
-  ready integer;
   admitted_at timestamptz;
   recent timestamptz[];
 begin
@@ -164,28 +163,19 @@ begin
     end if;
   end if;
   if rate_count is not null and granted > 0 then
-    select count(*) into ready from (
-      select from "pgq".jobs j
-      where j.queue = queue_name and j.locked_until is null and not j.group_waiting and j.run_at <= now()
-      limit granted) r;
-    -- The clock, not now(): the transaction may have started long before the lock was granted,
-    -- and every start recorded must be later than those of the claims that held it before.
+    -- The clock, not now(): the transaction may have started long before the lock was granted.
     admitted_at := clock_timestamp();
     recent := array(
       select s from "pgq".rate_windows w, unnest(w.starts) s
       where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
-    if rate_count - cardinality(recent) < least(granted, ready) then
+    if rate_count - cardinality(recent) < granted then
       granted := greatest(0, rate_count - cardinality(recent));
-      recent := recent || array_fill(admitted_at, array[granted]);
-      next_slot_ms := greatest(0, extract(epoch from recent[cardinality(recent) - rate_count + 1]
-                                                   + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000);
-    else
-      granted := least(granted, ready);
-      recent := recent || array_fill(admitted_at, array[granted]);
-    end if;
-    if granted > 0 then
-      insert into "pgq".rate_windows as w (queue, starts) values (queue_name, recent)
-      on conflict (queue) do update set starts = excluded.starts;
+      -- Once this claim's starts are in, the window has room again when the start that brings it
+      -- under rate_count leaves it: one of the recent ones, or (none left) this claim's own.
+      next_slot_ms := greatest(0, coalesce(
+        extract(epoch from recent[cardinality(recent) - rate_count + granted + 1]
+                           + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000,
+        rate_per_ms));
     end if;
   end if;
 end;
@@ -334,6 +324,18 @@ begin
   end if;
   return null;
 end;
+$function$;
+
+CREATE OR REPLACE FUNCTION pgq.record_starts(queue_name text, rate_per_ms integer, started integer)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+  insert into "pgq".rate_windows as w (queue, starts)
+  values (queue_name, array_fill(clock_timestamp(), array[started]))
+  on conflict (queue) do update
+  set starts = array(select s from unnest(w.starts) s
+                     where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
+               || excluded.starts;
 $function$;
 
 CREATE OR REPLACE FUNCTION pgq.subscribed_queues(topic text)

@@ -1,5 +1,5 @@
 --! Previous: sha1:9fcc26e24131effdd6f4ebe59afff30b8b304927
---! Hash: sha1:b93b8f35e3ee3bf79d19ff82c446af33dd86f7a2
+--! Hash: sha1:d6f8cb34327de312b512c4e57745c1a3a0d90011
 --! Message: flow control: concurrency and rate limits, per-key concurrency
 
 -- Issue 16: the limits stored in pgq.queues (000008) are enforced at claim time, in the
@@ -15,15 +15,16 @@
 -- jobs stop counting exactly when they stop being leased (rescue, or lease lapse then rescue).
 -- Unlimited queues never call it: no lock, no extra read beyond the queue's settings row.
 --
--- Rates are a sliding window: the start times of the last rate_count admissions per queue.
--- A claim admits at most rate_count minus the starts still inside the window, so any window
--- of rate_per_ms holds at most rate_count starts (a token bucket would let twice that through
--- around a refill). It admits no more than the ready jobs it can see, so an idle worker's empty
--- claims spend nothing; when the window is full it says when its oldest start leaves it, and
--- the worker sleeps until then.
+-- Rates are a sliding window: the start times of the last rate_count claims per queue. A claim
+-- takes at most rate_count minus the starts still inside the window, so any window of
+-- rate_per_ms holds at most rate_count starts (a token bucket would let twice that through
+-- around a refill). The budget only reads the window; record_starts() adds what the claim
+-- actually took, after its rows are leased, so idle workers' empty claims spend nothing and
+-- every recorded start is at or after the moment its job was leased. When the window is full
+-- the budget says when its oldest start leaves it, and the worker sleeps until then.
 create table :PGQ_SCHEMA.rate_windows (
   queue      text primary key,
-  -- ascending; at most the queue's rate_count entries
+  -- ascending; at most the queue's rate_count entries still inside its window
   starts     timestamptz[] not null
 );
 
@@ -33,7 +34,6 @@ create function :PGQ_SCHEMA.claim_budget(
 language plpgsql volatile as $$
 declare
   running integer;
-  ready integer;
   admitted_at timestamptz;
   recent timestamptz[];
 begin
@@ -51,31 +51,32 @@ begin
     end if;
   end if;
   if rate_count is not null and granted > 0 then
-    select count(*) into ready from (
-      select from :PGQ_SCHEMA.jobs j
-      where j.queue = queue_name and j.locked_until is null and not j.group_waiting and j.run_at <= now()
-      limit granted) r;
-    -- The clock, not now(): the transaction may have started long before the lock was granted,
-    -- and every start recorded must be later than those of the claims that held it before.
+    -- The clock, not now(): the transaction may have started long before the lock was granted.
     admitted_at := clock_timestamp();
     recent := array(
       select s from :PGQ_SCHEMA.rate_windows w, unnest(w.starts) s
       where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
-    if rate_count - cardinality(recent) < least(granted, ready) then
+    if rate_count - cardinality(recent) < granted then
       granted := greatest(0, rate_count - cardinality(recent));
-      recent := recent || array_fill(admitted_at, array[granted]);
-      next_slot_ms := greatest(0, extract(epoch from recent[cardinality(recent) - rate_count + 1]
-                                                   + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000);
-    else
-      granted := least(granted, ready);
-      recent := recent || array_fill(admitted_at, array[granted]);
-    end if;
-    if granted > 0 then
-      insert into :PGQ_SCHEMA.rate_windows as w (queue, starts) values (queue_name, recent)
-      on conflict (queue) do update set starts = excluded.starts;
+      -- Once this claim's starts are in, the window has room again when the start that brings it
+      -- under rate_count leaves it: one of the recent ones, or (none left) this claim's own.
+      next_slot_ms := greatest(0, coalesce(
+        extract(epoch from recent[cardinality(recent) - rate_count + granted + 1]
+                           + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000,
+        rate_per_ms));
     end if;
   end if;
 end;
+$$;
+
+create function :PGQ_SCHEMA.record_starts(queue_name text, rate_per_ms integer, started integer) returns void
+language sql volatile as $$
+  insert into :PGQ_SCHEMA.rate_windows as w (queue, starts)
+  values (queue_name, array_fill(clock_timestamp(), array[started]))
+  on conflict (queue) do update
+  set starts = array(select s from unnest(w.starts) s
+                     where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
+               || excluded.starts;
 $$;
 
 -- Per-key concurrency generalises group heads (000002): a group's first key_concurrency live

@@ -9,8 +9,9 @@ export interface Tables {
   subscriptions: Helper<string>;
   workers: Helper<string>;
   queues: Helper<string>;
-  /** A function (migration 000011), named here for the same quoting. */
+  /** Functions of the claim (migration 000011), named here for the same quoting. */
   claimBudget: Helper<string>;
+  recordStarts: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -23,5 +24,6 @@ export function tables(sql: Sql, schema: string): Tables {
     workers: sql(`${schema}.workers`),
     queues: sql(`${schema}.queues`),
     claimBudget: sql(`${schema}.claim_budget`),
+    recordStarts: sql(`${schema}.record_starts`),
   };
 }

@@ -72,10 +72,10 @@ export interface ClaimRequest {
  * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
-  const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null })[]>`
+  const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string })[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
-      select q.name, b.granted, b.at_limit, b.next_slot_ms
+      select q.name, b.granted, b.at_limit, b.next_slot_ms, s.rate_per_ms
       from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
       left join ${t.queues} s on s.queue = q.name
       cross join lateral (
@@ -114,13 +114,23 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       where j.id = claimable.id
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
                 j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms
+    ),
+    -- A rate-limited queue's window gets the starts this claim took, timed after their rows were
+    -- leased; returned (and ignored) so that it runs.
+    recorded as (
+      select ${t.recordStarts}(budget.name, budget.rate_per_ms, n.started)
+      from budget
+      cross join lateral (select count(*)::int as started from claimed c where c.queue = budget.name) n
+      where budget.rate_per_ms is not null and n.started > 0
     )
     -- Always one row at least, to carry the budget's news when nothing was claimed.
-    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms
-    from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms from budget b) m
+    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded
+    from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms,
+                 (select count(*) from recorded) as recorded
+          from budget b) m
     left join claimed c on true`;
   const jobs: ClaimedJob[] = [];
-  for (const { at_limit: _atLimit, next_slot_ms: _next, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
+  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
   return { jobs, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
 }
 
