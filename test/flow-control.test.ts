@@ -15,7 +15,8 @@ await prepare(db);
 
 async function prepare(sql: Sql): Promise<void> {
   await sql`create table flow_runs (job_id bigint, queue text, started_at timestamptz, ended_at timestamptz)`;
-  // Every claim of a job, as the database saw it: the moment its row was leased.
+  // Every claim of a job, as the database saw it: the moment its row was leased (before the
+  // claim's other work, which an AFTER trigger would wait for).
   await sql`create table flow_claims (job_id bigint, queue text, at timestamptz)`;
   await sql.unsafe(`
     create function record_claim() returns trigger language plpgsql as $$
@@ -149,5 +150,33 @@ test("limits hold through a PostgreSQL restart, and live on in pgq.queues", asyn
   t.diagnostic(`most running at once: ${sampled}`);
   assert.ok(sampled <= 2, `pgq.jobs showed ${sampled} running`);
   assert.equal((await own.queues()).find((c) => c.queue === queue)?.concurrency, 2);
+  await Promise.all(workers.map((w) => w.stop()));
+});
+
+test("keyConcurrency 3: a key runs at most 3 jobs at once, across processes; other keys are not held back", async (t) => {
+  const queue = "per-key";
+  await q.setQueue(queue, { keyConcurrency: 3 });
+  const workers = await startWorkers(db, 2, queue, 8, url);
+  const keys = new Map<string, string>();
+  for (const key of ["a", "b"]) {
+    for (const id of await q.enqueueMany(queue, Array.from({ length: 12 }, () => ({ sleepMs: 150 })), { groupKey: key })) keys.set(id, key);
+  }
+  await drained(db, queue, 60_000);
+  const runs = await db<{ job_id: string; started_at: Date; ended_at: Date }[]>`select job_id::text, started_at, ended_at from flow_runs where queue = ${queue}`;
+  const events = runs.flatMap((r) => [
+    { key: keys.get(r.job_id)!, at: r.started_at.getTime(), d: 1 },
+    { key: keys.get(r.job_id)!, at: r.ended_at.getTime(), d: -1 },
+  ]).sort((x, y) => x.at - y.at || x.d - y.d);
+  const running = new Map<string, number>();
+  let most = 0;
+  for (const e of events) {
+    running.set(e.key, (running.get(e.key) ?? 0) + e.d);
+    most = Math.max(most, running.get(e.key)!);
+  }
+  const overlap = await maxOverlap(db, queue);
+  t.diagnostic(`most of one key at once: ${most}; of the queue: ${overlap}`);
+  assert.equal(runs.length, 24);
+  assert.equal(most, 3);
+  assert.ok(overlap > 3, "two keys run side by side");
   await Promise.all(workers.map((w) => w.stop()));
 });
