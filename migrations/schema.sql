@@ -93,9 +93,10 @@ alter table pgq.queues add constraint queues_ttl CHECK (((ttl_ms IS NULL) OR (tt
 
 create table pgq.rate_windows (
   queue text not null,
+  key text not null,
   starts timestamp with time zone[] not null
 );
-alter table pgq.rate_windows add constraint rate_windows_pkey PRIMARY KEY (queue);
+alter table pgq.rate_windows add constraint rate_windows_pkey PRIMARY KEY (queue, key);
 
 create table pgq.schedules (
   name text not null,
@@ -140,16 +141,17 @@ create table pgq.workers (
 alter table pgq.workers add constraint workers_lock_key CHECK ((lock_key > 0));
 alter table pgq.workers add constraint workers_pkey PRIMARY KEY (name);
 
-CREATE OR REPLACE FUNCTION pgq.claim_budget(queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer, OUT granted integer, OUT at_limit boolean, OUT next_slot_ms double precision)
+CREATE OR REPLACE FUNCTION pgq.claim_budget(queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer, OUT granted integer, OUT at_limit boolean, OUT next_slot_ms double precision, OUT admitted_at timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
 AS $function$
 declare
   running integer;
-  admitted_at timestamptz;
   recent timestamptz[];
 begin
   perform pg_advisory_xact_lock(hashtextextended('"pgq".claim.' || queue_name, 0));
+  -- The clock, not now(): the transaction may have started long before the lock was granted.
+  admitted_at := clock_timestamp();
   granted := want;
   at_limit := false;
   if concurrency is not null then
@@ -163,11 +165,9 @@ begin
     end if;
   end if;
   if rate_count is not null and granted > 0 then
-    -- The clock, not now(): the transaction may have started long before the lock was granted.
-    admitted_at := clock_timestamp();
     recent := array(
       select s from "pgq".rate_windows w, unnest(w.starts) s
-      where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
+      where w.queue = queue_name and w.key = '' and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
     if rate_count - cardinality(recent) < granted then
       granted := greatest(0, rate_count - cardinality(recent));
       -- Once this claim's starts are in, the window has room again when the start that brings it
@@ -311,6 +311,25 @@ begin
 end;
 $function$;
 
+CREATE OR REPLACE FUNCTION pgq.key_has_room(queue_name text, group_key text, rate_count integer, rate_per_ms integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  reserved_at timestamptz := clock_timestamp();
+  window_start timestamptz := reserved_at - rate_per_ms * interval '1 millisecond';
+begin
+  if (select count(*) from "pgq".rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and w.key = group_key and s > window_start) >= rate_count then
+    return false;
+  end if;
+  insert into "pgq".rate_windows as w (queue, key, starts) values (queue_name, group_key, array[reserved_at])
+  on conflict (queue, key) do update
+  set starts = array(select s from unnest(w.starts) s where s > window_start order by s) || excluded.starts;
+  return true;
+end;
+$function$;
+
 CREATE OR REPLACE FUNCTION pgq.notify_ready()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -326,16 +345,26 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION pgq.record_starts(queue_name text, rate_per_ms integer, started integer)
+CREATE OR REPLACE FUNCTION pgq.record_starts(queue_name text, rate_per_ms integer, started integer, key_rate_per_ms integer, keys text[], admitted_at timestamp with time zone)
  RETURNS void
- LANGUAGE sql
+ LANGUAGE plpgsql
 AS $function$
-  insert into "pgq".rate_windows as w (queue, starts)
-  values (queue_name, array_fill(clock_timestamp(), array[started]))
-  on conflict (queue) do update
-  set starts = array(select s from unnest(w.starts) s
-                     where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
-               || excluded.starts;
+begin
+  if rate_per_ms is not null then
+    insert into "pgq".rate_windows as w (queue, key, starts)
+    values (queue_name, '', array_fill(clock_timestamp(), array[started]))
+    on conflict (queue, key) do update
+    set starts = array(select s from unnest(w.starts) s
+                       where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
+                 || excluded.starts;
+  end if;
+  if key_rate_per_ms is not null then
+    -- Every start at or after admitted_at is this claim's: the queue's lock is still held.
+    update "pgq".rate_windows w
+    set starts = array(select case when s >= admitted_at then clock_timestamp() else s end from unnest(w.starts) s order by s)
+    where w.queue = queue_name and w.key = any(keys);
+  end if;
+end;
 $function$;
 
 CREATE OR REPLACE FUNCTION pgq.subscribed_queues(topic text)

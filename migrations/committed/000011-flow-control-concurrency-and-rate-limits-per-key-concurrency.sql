@@ -1,5 +1,5 @@
 --! Previous: sha1:9fcc26e24131effdd6f4ebe59afff30b8b304927
---! Hash: sha1:d6f8cb34327de312b512c4e57745c1a3a0d90011
+--! Hash: sha1:f6904e9769dc2d0d21a8e31896d1c9d568075a09
 --! Message: flow control: concurrency and rate limits, per-key concurrency
 
 -- Issue 16: the limits stored in pgq.queues (000008) are enforced at claim time, in the
@@ -15,29 +15,33 @@
 -- jobs stop counting exactly when they stop being leased (rescue, or lease lapse then rescue).
 -- Unlimited queues never call it: no lock, no extra read beyond the queue's settings row.
 --
--- Rates are a sliding window: the start times of the last rate_count claims per queue. A claim
--- takes at most rate_count minus the starts still inside the window, so any window of
--- rate_per_ms holds at most rate_count starts (a token bucket would let twice that through
--- around a refill). The budget only reads the window; record_starts() adds what the claim
--- actually took, after its rows are leased, so idle workers' empty claims spend nothing and
--- every recorded start is at or after the moment its job was leased. When the window is full
--- the budget says when its oldest start leaves it, and the worker sleeps until then.
+-- Rates are a sliding window: the start times still inside the window, per queue (key '') and,
+-- for keyRateLimit, per group key. A claim takes at most count minus the starts inside the
+-- window, so any window of per_ms holds at most count starts (a token bucket would let twice
+-- that through around a refill). record_starts() writes what the claim actually took, after
+-- its rows are leased, so idle workers' empty claims spend nothing and every recorded start is
+-- at or after the moment its job was leased. When the queue's window is full the budget says
+-- when its oldest start leaves it, and the worker sleeps until then.
 create table :PGQ_SCHEMA.rate_windows (
-  queue      text primary key,
-  -- ascending; at most the queue's rate_count entries still inside its window
-  starts     timestamptz[] not null
+  queue      text not null,
+  -- '' for the queue's rateLimit, else a group key (keyRateLimit)
+  key        text not null,
+  -- ascending; the starts still inside the window
+  starts     timestamptz[] not null,
+  primary key (queue, key)
 );
 
 create function :PGQ_SCHEMA.claim_budget(
   queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer,
-  out granted integer, out at_limit boolean, out next_slot_ms double precision)
+  out granted integer, out at_limit boolean, out next_slot_ms double precision, out admitted_at timestamptz)
 language plpgsql volatile as $$
 declare
   running integer;
-  admitted_at timestamptz;
   recent timestamptz[];
 begin
   perform pg_advisory_xact_lock(hashtextextended(':PGQ_SCHEMA.claim.' || queue_name, 0));
+  -- The clock, not now(): the transaction may have started long before the lock was granted.
+  admitted_at := clock_timestamp();
   granted := want;
   at_limit := false;
   if concurrency is not null then
@@ -51,11 +55,9 @@ begin
     end if;
   end if;
   if rate_count is not null and granted > 0 then
-    -- The clock, not now(): the transaction may have started long before the lock was granted.
-    admitted_at := clock_timestamp();
     recent := array(
       select s from :PGQ_SCHEMA.rate_windows w, unnest(w.starts) s
-      where w.queue = queue_name and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
+      where w.queue = queue_name and w.key = '' and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
     if rate_count - cardinality(recent) < granted then
       granted := greatest(0, rate_count - cardinality(recent));
       -- Once this claim's starts are in, the window has room again when the start that brings it
@@ -69,14 +71,48 @@ begin
 end;
 $$;
 
-create function :PGQ_SCHEMA.record_starts(queue_name text, rate_per_ms integer, started integer) returns void
-language sql volatile as $$
-  insert into :PGQ_SCHEMA.rate_windows as w (queue, starts)
-  values (queue_name, array_fill(clock_timestamp(), array[started]))
-  on conflict (queue) do update
-  set starts = array(select s from unnest(w.starts) s
-                     where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
-               || excluded.starts;
+-- keyRateLimit: called by the claim's index walk for each grouped job it considers, under the
+-- queue's lock. A key with room gets a start reserved at once, so that later rows of the same
+-- key in the same claim see it; record_starts() moves the reservations of the keys the claim
+-- took to after their leases (one a row skipped after all keeps it: counted, never missed).
+create function :PGQ_SCHEMA.key_has_room(queue_name text, group_key text, rate_count integer, rate_per_ms integer)
+returns boolean
+language plpgsql volatile as $$
+declare
+  reserved_at timestamptz := clock_timestamp();
+  window_start timestamptz := reserved_at - rate_per_ms * interval '1 millisecond';
+begin
+  if (select count(*) from :PGQ_SCHEMA.rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and w.key = group_key and s > window_start) >= rate_count then
+    return false;
+  end if;
+  insert into :PGQ_SCHEMA.rate_windows as w (queue, key, starts) values (queue_name, group_key, array[reserved_at])
+  on conflict (queue, key) do update
+  set starts = array(select s from unnest(w.starts) s where s > window_start order by s) || excluded.starts;
+  return true;
+end;
+$$;
+
+create function :PGQ_SCHEMA.record_starts(
+  queue_name text, rate_per_ms integer, started integer, key_rate_per_ms integer, keys text[], admitted_at timestamptz)
+returns void
+language plpgsql volatile as $$
+begin
+  if rate_per_ms is not null then
+    insert into :PGQ_SCHEMA.rate_windows as w (queue, key, starts)
+    values (queue_name, '', array_fill(clock_timestamp(), array[started]))
+    on conflict (queue, key) do update
+    set starts = array(select s from unnest(w.starts) s
+                       where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
+                 || excluded.starts;
+  end if;
+  if key_rate_per_ms is not null then
+    -- Every start at or after admitted_at is this claim's: the queue's lock is still held.
+    update :PGQ_SCHEMA.rate_windows w
+    set starts = array(select case when s >= admitted_at then clock_timestamp() else s end from unnest(w.starts) s order by s)
+    where w.queue = queue_name and w.key = any(keys);
+  end if;
+end;
 $$;
 
 -- Per-key concurrency generalises group heads (000002): a group's first key_concurrency live

@@ -11,6 +11,7 @@ export interface Tables {
   queues: Helper<string>;
   /** Functions of the claim (migration 000011), named here for the same quoting. */
   claimBudget: Helper<string>;
+  keyHasRoom: Helper<string>;
   recordStarts: Helper<string>;
 }
 
@@ -24,6 +25,7 @@ export function tables(sql: Sql, schema: string): Tables {
     workers: sql(`${schema}.workers`),
     queues: sql(`${schema}.queues`),
     claimBudget: sql(`${schema}.claim_budget`),
+    keyHasRoom: sql(`${schema}.key_has_room`),
     recordStarts: sql(`${schema}.record_starts`),
   };
 }

@@ -58,7 +58,10 @@ export interface ClaimRequest {
  * claim_budget() (migration 000011) takes the queue's advisory lock, counts its running jobs and
  * its rate window, and says how many this claim may take. The lock is held until this statement
  * commits, so claims from a limited queue are serialised and none is over-admitted however many
- * workers claim at once. Unlimited queues (the usual case) skip the function: no lock, and no
+ * workers claim at once. With a keyRateLimit, the walk also asks key_has_room() of each grouped
+ * job it considers, under that lock, and passes over keys whose window is full; such jobs are
+ * found again at a later claim (the poll, a notification or a freed slot).
+ * Unlimited queues (the usual case) skip the function: no lock, and no
  * read beyond their settings row. The budget also says why it was short: `at_limit` (the queue runs
  * as many as it may: claim again when one of ours finishes) or `next_slot_ms` (the rate window
  * is full until then), so that workers sleep instead of spinning.
@@ -75,18 +78,19 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
   const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string })[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
-      select q.name, b.granted, b.at_limit, b.next_slot_ms, s.rate_per_ms
+      select q.name, b.granted, b.at_limit, b.next_slot_ms, b.admitted_at,
+             s.rate_per_ms, s.key_rate_count, s.key_rate_per_ms
       from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
       left join ${t.queues} s on s.queue = q.name
       cross join lateral (
         -- One branch runs per queue: each filter refers to no column of the branch, so it is
         -- checked once, before the branch, and the function is called only for limited queues.
-        select ${request.limit}::int as granted, false as at_limit, null::float8 as next_slot_ms
-        where s.concurrency is null and s.rate_count is null
+        select ${request.limit}::int as granted, false as at_limit, null::float8 as next_slot_ms, null::timestamptz as admitted_at
+        where s.concurrency is null and s.rate_count is null and s.key_rate_count is null
         union all
-        select f.granted, f.at_limit, f.next_slot_ms
+        select f.granted, f.at_limit, f.next_slot_ms, f.admitted_at
         from ${t.claimBudget}(q.name, ${request.limit}, s.concurrency, s.rate_count, s.rate_per_ms) f
-        where s.concurrency is not null or s.rate_count is not null
+        where s.concurrency is not null or s.rate_count is not null or s.key_rate_count is not null
       ) b
       where not coalesce(s.paused, false)
     ),
@@ -97,6 +101,9 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
         where j.queue = budget.name and ${sql.unsafe(READY)}
+          -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
+          and (budget.key_rate_per_ms is null or j.group_key is null
+               or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
         order by j.priority, j.run_at, j.id
         limit budget.granted
         for update skip locked
@@ -115,13 +122,15 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
                 j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms
     ),
-    -- A rate-limited queue's window gets the starts this claim took, timed after their rows were
-    -- leased; returned (and ignored) so that it runs.
+    -- A rate-limited queue's windows get the starts this claim took, timed after their rows
+    -- were leased; returned (and ignored) so that it runs.
     recorded as (
-      select ${t.recordStarts}(budget.name, budget.rate_per_ms, n.started)
+      select ${t.recordStarts}(budget.name, budget.rate_per_ms, n.started, budget.key_rate_per_ms, n.keys, budget.admitted_at)
       from budget
-      cross join lateral (select count(*)::int as started from claimed c where c.queue = budget.name) n
-      where budget.rate_per_ms is not null and n.started > 0
+      cross join lateral (
+        select count(*)::int as started, array_agg(distinct c.group_key) filter (where c.group_key is not null) as keys
+        from claimed c where c.queue = budget.name) n
+      where (budget.rate_per_ms is not null or budget.key_rate_per_ms is not null) and n.started > 0
     )
     -- Always one row at least, to carry the budget's news when nothing was claimed.
     select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded
