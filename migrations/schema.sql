@@ -272,8 +272,8 @@ declare
   due boolean;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
-  select coalesce(s.key_concurrency, 1) into key_limit from "pgq".queues s where s.queue = old.queue;
-  room := coalesce(key_limit, 1) - (select count(*) from (
+  key_limit := coalesce((select s.key_concurrency from "pgq".queues s where s.queue = old.queue), 1);
+  room := key_limit - (select count(*) from (
     select from "pgq".jobs m
     where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
   with promoted as (
@@ -298,8 +298,9 @@ declare
   key_limit integer;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || new.queue), hashtext(new.group_key));
-  select coalesce(s.key_concurrency, 1) into key_limit from "pgq".queues s where s.queue = new.queue;
-  if coalesce(key_limit, 1) = 1 then
+  -- No row: the default, 1.
+  key_limit := coalesce((select s.key_concurrency from "pgq".queues s where s.queue = new.queue), 1);
+  if key_limit = 1 then
     new.group_waiting := exists (
       select from "pgq".jobs j where j.queue = new.queue and j.group_key = new.group_key);
   else

@@ -1,5 +1,5 @@
 --! Previous: sha1:9fcc26e24131effdd6f4ebe59afff30b8b304927
---! Hash: sha1:f6904e9769dc2d0d21a8e31896d1c9d568075a09
+--! Hash: sha1:9d4f35cb9a2d64ec35ba153b8dcbb56e5ef619e0
 --! Message: flow control: concurrency and rate limits, per-key concurrency
 
 -- Issue 16: the limits stored in pgq.queues (000008) are enforced at claim time, in the
@@ -126,8 +126,9 @@ declare
   key_limit integer;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || new.queue), hashtext(new.group_key));
-  select coalesce(s.key_concurrency, 1) into key_limit from :PGQ_SCHEMA.queues s where s.queue = new.queue;
-  if coalesce(key_limit, 1) = 1 then
+  -- No row: the default, 1.
+  key_limit := coalesce((select s.key_concurrency from :PGQ_SCHEMA.queues s where s.queue = new.queue), 1);
+  if key_limit = 1 then
     new.group_waiting := exists (
       select from :PGQ_SCHEMA.jobs j where j.queue = new.queue and j.group_key = new.group_key);
   else
@@ -148,8 +149,8 @@ declare
   due boolean;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
-  select coalesce(s.key_concurrency, 1) into key_limit from :PGQ_SCHEMA.queues s where s.queue = old.queue;
-  room := coalesce(key_limit, 1) - (select count(*) from (
+  key_limit := coalesce((select s.key_concurrency from :PGQ_SCHEMA.queues s where s.queue = old.queue), 1);
+  room := key_limit - (select count(*) from (
     select from :PGQ_SCHEMA.jobs m
     where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
   with promoted as (
