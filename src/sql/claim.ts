@@ -46,10 +46,12 @@ export interface ClaimRequest {
  * holds instead of queueing behind one another's locks. A plain `queue = any(...)` would make
  * PostgreSQL sort every ready row of all the queues first.
  *
- * A job with a group key is claimable only while it is its group's head: the members behind
- * it have group_waiting set, by triggers (migration 000002), until the head completes or dies,
+ * A job with a group key is claimable only while it is one of its group's heads (the first
+ * keyConcurrency live members, 1 unless the queue sets more): the members behind have
+ * group_waiting set, by triggers (migrations 000002 and 000011), until a head completes or dies,
  * however long it runs or waits for a retry. Waiting members are not in jobs_claim at all, so
- * the scan never walks over a blocked backlog.
+ * the scan never walks over a blocked backlog, and a key with a huge backlog shows the walk only
+ * its heads: that is what shares claims fairly between keys.
  *
  * A queue paused in pgq.queues (q.pause()) is left out: every worker in every process sees it at
  * its next claim, and its waiting jobs are neither claimed nor walked.
@@ -60,11 +62,11 @@ export interface ClaimRequest {
  * commits, so claims from a limited queue are serialised and none is over-admitted however many
  * workers claim at once. With a keyRateLimit, the walk also asks key_has_room() of each grouped
  * job it considers, under that lock, and passes over keys whose window is full; such jobs are
- * found again at a later claim (the poll, a notification or a freed slot).
- * Unlimited queues (the usual case) skip the function: no lock, and no
- * read beyond their settings row. The budget also says why it was short: `at_limit` (the queue runs
- * as many as it may: claim again when one of ours finishes) or `next_slot_ms` (the rate window
- * is full until then), so that workers sleep instead of spinning.
+ * found again at a later claim (the poll, a notification or a freed slot). Unlimited queues
+ * (the usual case) skip the function: no lock, and no read beyond their settings row. The
+ * budget also says why it was short: `at_limit` (the queue runs as many as it may: claim again
+ * when one of ours finishes) or `next_slot_ms` (the rate window is full until then), so that
+ * workers sleep instead of spinning.
  *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
