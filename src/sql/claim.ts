@@ -77,7 +77,7 @@ export interface ClaimRequest {
  * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
-  const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string })[]>`
+  const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string; run_at: Date | null })[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
       select q.name, b.granted, b.at_limit, b.next_slot_ms, b.admitted_at,
@@ -122,7 +122,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       from claimable
       where j.id = claimable.id
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
-                j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms
+                j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms, j.run_at
     ),
     -- A rate-limited queue's windows get the starts this claim took, timed after their rows
     -- were leased; returned (and ignored) so that it runs.
@@ -139,9 +139,11 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms,
                  (select count(*) from recorded) as recorded
           from budget b) m
-    left join claimed c on true`;
+    left join claimed c on true
+    -- RETURNING keeps no order: a worker starts its batch in this one, FIFO within a priority.
+    order by c.priority, c.run_at, c.id`;
   const jobs: ClaimedJob[] = [];
-  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
+  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, run_at: _runAt, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
   return { jobs, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
 }
 
