@@ -93,6 +93,13 @@ alter table pgq.queues add constraint queues_rate CHECK ((((rate_count IS NULL) 
 alter table pgq.queues add constraint queues_retention CHECK (((retention_ms IS NULL) OR (retention_ms >= 0)));
 alter table pgq.queues add constraint queues_ttl CHECK (((ttl_ms IS NULL) OR (ttl_ms >= 1)));
 
+create table pgq.rate_windows (
+  queue text not null,
+  key text not null,
+  starts timestamp with time zone[] not null
+);
+alter table pgq.rate_windows add constraint rate_windows_pkey PRIMARY KEY (queue, key);
+
 create table pgq.schedules (
   name text not null,
   cron text not null,
@@ -135,6 +142,46 @@ create table pgq.workers (
 );
 alter table pgq.workers add constraint workers_lock_key CHECK ((lock_key > 0));
 alter table pgq.workers add constraint workers_pkey PRIMARY KEY (name);
+
+CREATE OR REPLACE FUNCTION pgq.claim_budget(queue_name text, want integer, concurrency integer, rate_count integer, rate_per_ms integer, OUT granted integer, OUT at_limit boolean, OUT next_slot_ms double precision, OUT admitted_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+AS $function$
+declare
+  running integer;
+  recent timestamptz[];
+begin
+  perform pg_advisory_xact_lock(hashtextextended('"pgq".claim.' || queue_name, 0));
+  -- The clock, not now(): the transaction may have started long before the lock was granted.
+  admitted_at := clock_timestamp();
+  granted := want;
+  at_limit := false;
+  if concurrency is not null then
+    -- Along jobs_leased, which holds every running job of every queue: bounded by the slots
+    -- of all workers, and stopped at the limit.
+    select count(*) into running from (
+      select from "pgq".jobs j where j.locked_until is not null and j.queue = queue_name limit concurrency) r;
+    if concurrency - running < granted then
+      granted := greatest(0, concurrency - running);
+      at_limit := true;
+    end if;
+  end if;
+  if rate_count is not null and granted > 0 then
+    recent := array(
+      select s from "pgq".rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and w.key = '' and s > admitted_at - rate_per_ms * interval '1 millisecond' order by s);
+    if rate_count - cardinality(recent) < granted then
+      granted := greatest(0, rate_count - cardinality(recent));
+      -- Once this claim's starts are in, the window has room again when the start that brings it
+      -- under rate_count leaves it: one of the recent ones, or (none left) this claim's own.
+      next_slot_ms := greatest(0, coalesce(
+        extract(epoch from recent[cardinality(recent) - rate_count + granted + 1]
+                           + rate_per_ms * interval '1 millisecond' - admitted_at) * 1000,
+        rate_per_ms));
+    end if;
+  end if;
+end;
+$function$;
 
 CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text)
  RETURNS bigint
@@ -227,14 +274,23 @@ CREATE OR REPLACE FUNCTION pgq.group_head_left()
  LANGUAGE plpgsql
 AS $function$
 declare
-  next_run_at timestamptz;
+  key_limit integer;
+  room integer;
+  due boolean;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
-  update "pgq".jobs j set group_waiting = false
-  where j.id = (select min(m.id) from "pgq".jobs m where m.queue = old.queue and m.group_key = old.group_key)
-    and j.group_waiting
-  returning j.run_at into next_run_at;
-  if next_run_at <= now() then
+  key_limit := coalesce((select s.key_concurrency from "pgq".queues s where s.queue = old.queue), 1);
+  room := key_limit - (select count(*) from (
+    select from "pgq".jobs m
+    where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
+  with promoted as (
+    update "pgq".jobs j set group_waiting = false
+    where j.id in (select m.id from "pgq".jobs m
+                   where m.queue = old.queue and m.group_key = old.group_key and m.group_waiting
+                   order by m.id limit greatest(room, 0))
+    returning j.run_at)
+  select coalesce(bool_or(p.run_at <= now()), false) into due from promoted p;
+  if due then
     perform pg_notify(tg_table_schema || '_jobs', old.queue);
   end if;
   return null;
@@ -245,11 +301,40 @@ CREATE OR REPLACE FUNCTION pgq.group_job_enqueued()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
+declare
+  key_limit integer;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || new.queue), hashtext(new.group_key));
-  new.group_waiting := exists (
-    select from "pgq".jobs j where j.queue = new.queue and j.group_key = new.group_key);
+  -- No row: the default, 1.
+  key_limit := coalesce((select s.key_concurrency from "pgq".queues s where s.queue = new.queue), 1);
+  if key_limit = 1 then
+    new.group_waiting := exists (
+      select from "pgq".jobs j where j.queue = new.queue and j.group_key = new.group_key);
+  else
+    new.group_waiting := (select count(*) from (
+      select from "pgq".jobs j
+      where j.queue = new.queue and j.group_key = new.group_key and not j.group_waiting limit key_limit) h) >= key_limit;
+  end if;
   return new;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION pgq.key_has_room(queue_name text, group_key text, rate_count integer, rate_per_ms integer)
+ RETURNS boolean
+ LANGUAGE plpgsql
+AS $function$
+declare
+  reserved_at timestamptz := clock_timestamp();
+  window_start timestamptz := reserved_at - rate_per_ms * interval '1 millisecond';
+begin
+  if (select count(*) from "pgq".rate_windows w, unnest(w.starts) s
+      where w.queue = queue_name and w.key = group_key and s > window_start) >= rate_count then
+    return false;
+  end if;
+  insert into "pgq".rate_windows as w (queue, key, starts) values (queue_name, group_key, array[reserved_at])
+  on conflict (queue, key) do update
+  set starts = array(select s from unnest(w.starts) s where s > window_start order by s) || excluded.starts;
+  return true;
 end;
 $function$;
 
@@ -265,6 +350,28 @@ begin
     from (select n.queue, min(n.run_at) as due from new_jobs n where n.run_at > now() group by n.queue) later;
   end if;
   return null;
+end;
+$function$;
+
+CREATE OR REPLACE FUNCTION pgq.record_starts(queue_name text, rate_per_ms integer, started integer, key_rate_per_ms integer, keys text[], admitted_at timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+begin
+  if rate_per_ms is not null then
+    insert into "pgq".rate_windows as w (queue, key, starts)
+    values (queue_name, '', array_fill(clock_timestamp(), array[started]))
+    on conflict (queue, key) do update
+    set starts = array(select s from unnest(w.starts) s
+                       where s > clock_timestamp() - rate_per_ms * interval '1 millisecond' order by s)
+                 || excluded.starts;
+  end if;
+  if key_rate_per_ms is not null then
+    -- Every start at or after admitted_at is this claim's: the queue's lock is still held.
+    update "pgq".rate_windows w
+    set starts = array(select case when s >= admitted_at then clock_timestamp() else s end from unnest(w.starts) s order by s)
+    where w.queue = queue_name and w.key = any(keys);
+  end if;
 end;
 $function$;
 

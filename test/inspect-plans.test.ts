@@ -134,7 +134,20 @@ test("inspect(), stats() and the claim at a million jobs, before and after ANALY
   }
 
   const from = notices.length;
-  const claimed = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 100, worker: "plans", leaseMs: 60_000 });
+  const { jobs: claimed } = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 100, worker: "plans", leaseMs: 60_000 });
   assert.equal(claimed.length, 100);
   assert.deepEqual(planProblems(from), []);
+
+  // A limited queue's claim also runs claim_budget() and record_starts(): their statements are
+  // index walks too (auto_explain shows statements inside functions only when asked).
+  await db`insert into pgq.queues (queue, concurrency, rate_count, rate_per_ms) values (${QUEUES[0]!}, 1000, 1000, 1000)`;
+  await explained`select set_config('auto_explain.log_nested_statements', 'on', false)`;
+  const limitedFrom = notices.length;
+  const limited = await timed(async () => {
+    const { jobs } = await claimJobs(explained, tables(explained, "pgq"), { queues: [QUEUES[0]!], limit: 100, worker: "plans", leaseMs: 60_000 });
+    assert.equal(jobs.length, 100);
+  });
+  await explained`select set_config('auto_explain.log_nested_statements', 'off', false)`;
+  t.diagnostic(`a limited queue's claim of 100 with 1,000 running: ${limited}`);
+  assert.deepEqual(planProblems(limitedFrom), []);
 });

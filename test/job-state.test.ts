@@ -53,7 +53,7 @@ test("every live job is in exactly one state; stats(), inspect() and the claim a
   );
   assert.deepEqual(inspected.estimated, []);
 
-  const claimed = await claimJobs(db, tables(db, "pgq"), { queues: ["states"], limit: 100, worker: "states", leaseMs: 60_000 });
+  const { jobs: claimed } = await claimJobs(db, tables(db, "pgq"), { queues: ["states"], limit: 100, worker: "states", leaseMs: 60_000 });
   assert.deepEqual(claimed.map((j) => j.id).sort(), [...ready].sort());
 });
 

@@ -13,7 +13,7 @@ import type { Helper, PendingQuery, Row as PgRow, Sql, TransactionSql } from "po
 import { operatorRead } from "../db/operator-read.js";
 import { tables, type Tables } from "../db/tables.js";
 import { GROUP_WAITING, JOB_STATES, QUEUED, READY, RETRYING, RUNNING, SCHEDULED } from "../job-state.js";
-import type { QueueStats } from "../types.js";
+import type { QueueStats, RateLimit } from "../types.js";
 import { assertInteger, assertQueueName } from "../validate.js";
 
 export interface InspectOptions {
@@ -30,6 +30,8 @@ export interface QueueInspection extends QueueStats {
   diedLastMinute: number;
   /** Paused (q.pause()): no worker claims from it. */
   paused: boolean;
+  /** Its flow-control limits (q.setQueue()), null where none is set. */
+  limits: QueueLimits;
   /**
    * Always null: a finished job leaves no row behind, so the schema cannot tell how many
    * completed, nor how many attempts failed and were retried. `pgq work` counts them itself.
@@ -38,6 +40,13 @@ export interface QueueInspection extends QueueStats {
   failedLastMinute: null;
   /** The counts above that are estimates rather than exact. */
   estimated: InspectedState[];
+}
+
+export interface QueueLimits {
+  concurrency: number | null;
+  keyConcurrency: number | null;
+  rateLimit: RateLimit | null;
+  keyRateLimit: RateLimit | null;
 }
 
 export interface Inspection {
@@ -65,6 +74,8 @@ interface Row {
   dead: number;
   died_last_minute: number;
   paused: boolean;
+  limits: { concurrency: number | null; key_concurrency: number | null; rate_count: number | null; rate_per_ms: number | null;
+            key_rate_count: number | null; key_rate_per_ms: number | null } | null;
   oldest_ready_age_ms: string | null;
   truncated: boolean;
   at: Date;
@@ -119,6 +130,10 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
            select from ${t.deadJobs} d where d.queue = q.queue and d.died_at > now() - interval '1 minute'
            order by d.queue, d.died_at limit ${cap}) c)::int as died_last_minute,
         exists (select from ${t.queues} s where s.queue = q.queue and s.paused) as paused,
+        (select json_build_object('concurrency', s.concurrency, 'key_concurrency', s.key_concurrency,
+                                  'rate_count', s.rate_count, 'rate_per_ms', s.rate_per_ms,
+                                  'key_rate_count', s.key_rate_count, 'key_rate_per_ms', s.key_rate_per_ms)
+           from ${t.queues} s where s.queue = q.queue) as limits,
         exists (select from priorities p where p.queue = q.queue and p.depth = ${MAX_PRIORITIES} and p.priority is not null)
            as truncated
       from queues q
@@ -208,6 +223,12 @@ async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: numbe
     oldestReadyAgeMs: row.oldest_ready_age_ms === null ? null : Number(row.oldest_ready_age_ms),
     diedLastMinute,
     paused: row.paused,
+    limits: {
+      concurrency: row.limits?.concurrency ?? null,
+      keyConcurrency: row.limits?.key_concurrency ?? null,
+      rateLimit: rateOf(row.limits?.rate_count, row.limits?.rate_per_ms),
+      keyRateLimit: rateOf(row.limits?.key_rate_count, row.limits?.key_rate_per_ms),
+    },
     completedLastMinute: null,
     failedLastMinute: null,
     estimated: (["ready", "scheduled", "running", "retrying", "dead", "diedLastMinute"] as const).filter((s) => estimated.includes(s)),
@@ -218,4 +239,8 @@ async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: numbe
 async function plannerEstimate(tx: TransactionSql, query: PendingQuery<PgRow[]>): Promise<number> {
   const [row] = await tx<{ "QUERY PLAN": [{ Plan: { "Plan Rows": number } }] }[]>`explain (format json) ${query}`;
   return Math.round(row?.["QUERY PLAN"][0].Plan["Plan Rows"] ?? 0);
+}
+
+function rateOf(count: number | null | undefined, perMs: number | null | undefined): RateLimit | null {
+  return count == null || perMs == null ? null : { count, perMs };
 }

@@ -1,6 +1,6 @@
 // pgq inspect [--json] [--watch] [--queue Q]
-import type { Inspection } from "../admin/inspect.js";
-import type { Subscription } from "../types.js";
+import type { Inspection, QueueLimits } from "../admin/inspect.js";
+import type { RateLimit, Subscription } from "../types.js";
 import { age, count, table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
 
@@ -58,15 +58,28 @@ export function renderInspection(inspection: Inspection): string {
       n(s.dead, est("dead")),
       age(s.oldestReadyAgeMs),
       n(s.diedLastMinute, est("diedLastMinute")),
+      limits(s.limits),
     ];
   });
   const lines = [
-    table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "RETRYING", "DEAD", "OLDEST READY", "DIED (1 MIN)"], rows),
+    table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "RETRYING", "DEAD", "OLDEST READY", "DIED (1 MIN)", "LIMITS"], rows),
     "",
   ];
   if (anyEstimate) lines.push(`~ estimated from table statistics: exact counts stop at ${count(inspection.exactUpTo)}`);
   lines.push("completed and failed attempts are not kept by the schema (finished jobs are deleted): `pgq work` shows them live");
   return lines.join("\n");
+}
+
+/** A queue's limits in a few words: "5 running, 3 per key, 50/1s, 10/1s per key", or "-". */
+function limits(l: QueueLimits): string {
+  const rate = (r: RateLimit) => `${r.count}/${r.perMs % 1000 === 0 ? `${r.perMs / 1000}s` : `${r.perMs}ms`}`;
+  const parts = [
+    l.concurrency === null ? null : `${l.concurrency} running`,
+    l.keyConcurrency === null ? null : `${l.keyConcurrency} per key`,
+    l.rateLimit === null ? null : rate(l.rateLimit),
+    l.keyRateLimit === null ? null : `${rate(l.keyRateLimit)} per key`,
+  ].filter((p) => p !== null);
+  return parts.length === 0 ? "-" : parts.join(", ");
 }
 
 /** Topic routing: which published topics reach which queue. */

@@ -9,6 +9,10 @@ export interface Tables {
   subscriptions: Helper<string>;
   workers: Helper<string>;
   queues: Helper<string>;
+  /** Functions of the claim (migration 000010), named here for the same quoting. */
+  claimBudget: Helper<string>;
+  keyHasRoom: Helper<string>;
+  recordStarts: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -20,5 +24,8 @@ export function tables(sql: Sql, schema: string): Tables {
     subscriptions: sql(`${schema}.subscriptions`),
     workers: sql(`${schema}.workers`),
     queues: sql(`${schema}.queues`),
+    claimBudget: sql(`${schema}.claim_budget`),
+    keyHasRoom: sql(`${schema}.key_has_room`),
+    recordStarts: sql(`${schema}.record_starts`),
   };
 }

@@ -23,6 +23,15 @@ export interface ClaimedJob {
   trace_context: string | null;
 }
 
+/** What a claim took, and, if a limit held it back, when claiming again may find more. */
+export interface Claim {
+  jobs: ClaimedJob[];
+  /** A limited queue runs as many jobs as it may: claim again when one of this worker's finishes. */
+  full: boolean;
+  /** A rate-limited queue's window is full: its next start is free in this many ms. */
+  nextSlotInMs: number | null;
+}
+
 export interface ClaimRequest {
   queues: string[];
   limit: number;
@@ -42,13 +51,27 @@ export interface ClaimRequest {
  * holds instead of queueing behind one another's locks. A plain `queue = any(...)` would make
  * PostgreSQL sort every ready row of all the queues first.
  *
- * A job with a group key is claimable only while it is its group's head: the members behind
- * it have group_waiting set, by triggers (migration 000002), until the head completes or dies,
+ * A job with a group key is claimable only while it is one of its group's heads (the first
+ * keyConcurrency live members, 1 unless the queue sets more): the members behind have
+ * group_waiting set, by triggers (migrations 000002 and 000010), until a head completes or dies,
  * however long it runs or waits for a retry. Waiting members are not in jobs_claim at all, so
- * the scan never walks over a blocked backlog.
+ * the scan never walks over a blocked backlog, and a key with a huge backlog shows the walk only
+ * its heads: that is what shares claims fairly between keys.
  *
  * A queue paused in pgq.queues (q.pause()) is left out: every worker in every process sees it at
  * its next claim, and its waiting jobs are neither claimed nor walked.
+ *
+ * A queue with a concurrency or rate limit (q.setQueue()) is walked only as far as its budget:
+ * claim_budget() (migration 000010) takes the queue's advisory lock, counts its running jobs and
+ * its rate window, and says how many this claim may take. The lock is held until this statement
+ * commits, so claims from a limited queue are serialised and none is over-admitted however many
+ * workers claim at once. With a keyRateLimit, the walk also asks key_has_room() of each grouped
+ * job it considers, under that lock, and passes over keys whose window is full; such jobs are
+ * found again at a later claim (the poll, a notification or a freed slot). Unlimited queues
+ * (the usual case) skip the function: no lock, and no read beyond their settings row. The
+ * budget also says why it was short: `at_limit` (the queue runs as many as it may: claim again
+ * when one of ours finishes) or `next_slot_ms` (the rate window is full until then), so that
+ * workers sleep instead of spinning.
  *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
@@ -58,36 +81,76 @@ export interface ClaimRequest {
  * token. Everything that must survive a crash waits for the disk: a transaction-mode job's
  * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
  */
-export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<ClaimedJob[]> {
-  return sql<ClaimedJob[]>`
+export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
+  const rows = await sql<(ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string })[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
+    budget as materialized (
+      select q.name, b.granted, b.at_limit, b.next_slot_ms, b.admitted_at,
+             s.rate_per_ms, s.key_rate_count, s.key_rate_per_ms
+      from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
+      left join ${t.queues} s on s.queue = q.name
+      cross join lateral (
+        -- One branch runs per queue: each filter refers to no column of the branch, so it is
+        -- checked once, before the branch, and the function is called only for limited queues.
+        select ${request.limit}::int as granted, false as at_limit, null::float8 as next_slot_ms, null::timestamptz as admitted_at
+        where s.concurrency is null and s.rate_count is null and s.key_rate_count is null
+        union all
+        select f.granted, f.at_limit, f.next_slot_ms, f.admitted_at
+        from ${t.claimBudget}(q.name, ${request.limit}, s.concurrency, s.rate_count, s.rate_per_ms) f
+        where s.concurrency is not null or s.rate_count is not null or s.key_rate_count is not null
+      ) b
+      where not coalesce(s.paused, false)
+    ),
     claimable as (
       select c.id
-      from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
+      from budget
       cross join lateral (
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
-        where j.queue = q.name and ${sql.unsafe(READY)}
-          -- Refers to no column of j: a one-time filter, checked (one primary-key probe) before
-          -- the scan, so a paused queue's jobs are neither walked nor locked.
-          and not exists (select from ${t.queues} s where s.queue = q.name and s.paused)
+        where j.queue = budget.name and ${sql.unsafe(READY)}
+          -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
+          and (budget.key_rate_per_ms is null or j.group_key is null
+               or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
         order by j.priority, j.run_at, j.id
-        limit ${request.limit}
+        limit budget.granted
         for update skip locked
       ) c
       order by c.priority, c.run_at, c.id
       limit ${request.limit}
+    ),
+    claimed as (
+      update ${t.jobs} j
+      set attempts     = j.attempts + 1,
+          locked_by    = ${request.worker},
+          locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
+          lease_token  = gen_random_uuid()
+      from claimable
+      where j.id = claimable.id
+      returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
+                j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms,
+                j.run_at, now() as claimed_at, j.trace_context
+    ),
+    -- A rate-limited queue's windows get the starts this claim took, timed after their rows
+    -- were leased; returned (and ignored) so that it runs.
+    recorded as (
+      select ${t.recordStarts}(budget.name, budget.rate_per_ms, n.started, budget.key_rate_per_ms, n.keys, budget.admitted_at)
+      from budget
+      cross join lateral (
+        select count(*)::int as started, array_agg(distinct c.group_key) filter (where c.group_key is not null) as keys
+        from claimed c where c.queue = budget.name) n
+      where (budget.rate_per_ms is not null or budget.key_rate_per_ms is not null) and n.started > 0
     )
-    update ${t.jobs} j
-    set attempts     = j.attempts + 1,
-        locked_by    = ${request.worker},
-        locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
-        lease_token  = gen_random_uuid()
-    from claimable
-    where j.id = claimable.id
-    returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,
-              j.created_at, j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms,
-              j.run_at, now() as claimed_at, j.trace_context`;
+    -- Always one row at least, to carry the budget's news when nothing was claimed.
+    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded
+    from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms,
+                 (select count(*) from recorded) as recorded
+          from budget b) m
+    left join claimed c on true
+    -- RETURNING keeps no order: a worker starts its batch in this one, FIFO within a priority.
+    order by c.priority, c.run_at, c.id`;
+  const jobs: ClaimedJob[] = [];
+  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
+  return { jobs, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
 }
 
 /**

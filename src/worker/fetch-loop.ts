@@ -48,10 +48,15 @@ export class FetchLoop {
       }
       try {
         const request = { queues: settings.queues, limit: want, worker: settings.name, leaseMs: settings.leaseMs };
-        const jobs = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
+        const { jobs, full, nextSlotInMs } = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
         if (failures.reset()) log.info("claiming works again");
         // A full batch suggests more is waiting: claim again as soon as a slot frees.
         if (jobs.length === want) wake.more();
+        // A queue's limit held the claim back: its room comes back when a job of the queue
+        // finishes (ours, or at another worker's, which we see at the poll) or when the rate
+        // window moves on, not by claiming again now.
+        else if (full) wake.whenSlotFrees();
+        if (nextSlotInMs !== null) wake.in(nextSlotInMs);
         slots.claimed(jobs, startedAt, performance.now());
         this.deps.claimed(jobs);
         if (askWhenDue && jobs.length < want) {

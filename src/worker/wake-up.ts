@@ -5,6 +5,8 @@ import { performance } from "node:perf_hooks";
 export class WakeUp {
   /** There may be claimable jobs: set by notifications, the poll, full claims and failed ones. */
   private workMayWait = true;
+  /** A limit held the last claim back: the next freed slot may get a job. */
+  private slotMayAdmit = false;
   private nextPollAt: number;
   private interrupt: (() => void) | undefined;
 
@@ -24,12 +26,16 @@ export class WakeUp {
     this.workMayWait = true;
   }
 
+  /** Claim again once one of this worker's jobs finishes: a queue's limit is reached. */
+  whenSlotFrees(): void {
+    this.slotMayAdmit = true;
+  }
+
   /** Wakes the loop at once; with newWork false only to see whether there is room now (a slot freed). */
   now(newWork = true): void {
-    if (newWork) this.workMayWait = true;
-    const interrupt = this.interrupt;
-    this.interrupt = undefined;
-    interrupt?.();
+    if (newWork || this.slotMayAdmit) this.workMayWait = true;
+    this.slotMayAdmit = false;
+    this.interruptSleep();
   }
 
   /** Claims again in `ms`, if that is before the next poll. */
@@ -37,8 +43,15 @@ export class WakeUp {
     const at = performance.now() + ms;
     if (at < this.nextPollAt) {
       this.nextPollAt = at;
-      this.now(false);
+      // Only to sleep again until the earlier time: a slot freeing is still awaited.
+      this.interruptSleep();
     }
+  }
+
+  private interruptSleep(): void {
+    const interrupt = this.interrupt;
+    this.interrupt = undefined;
+    interrupt?.();
   }
 
   /** Sleeps until woken or until the poll; true if the poll came due (then delayed jobs are looked for too). */
