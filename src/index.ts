@@ -19,3 +19,5 @@ export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
 export type { WorkerInfo } from "./admin/workers.js";
+export { dashboard, type Dashboard, type DashboardAuth, type DashboardOptions } from "./dashboard/index.js";
+export type { Health, JobsTableHealth, XminHolder } from "./admin/health.js";
