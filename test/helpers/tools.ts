@@ -1,6 +1,7 @@
 // Tests that need a program the machine may lack (PgBouncer, a browser, Python). A developer's
 // `npm test` skips them and says why; CI (where `CI` is set) installs every one of them in
 // .ci/run, so there a missing tool fails the file instead of quietly skipping it.
+import { existsSync } from "node:fs";
 
 export interface Tool {
   name: string;
@@ -20,3 +21,12 @@ export function needs(...tools: Tool[]): { skip?: string } {
   if (process.env.CI) throw new Error(`${reason}: CI must run every test`);
   return { skip: reason };
 }
+
+/** Debian's chromium, driven by playwright-core in the browser tests. */
+export const chromium: Tool = {
+  name: "chromium",
+  installed: () => existsSync(CHROMIUM),
+  install: "apt-get install --no-install-recommends chromium; .ci/run installs it",
+};
+
+export const CHROMIUM = "/usr/bin/chromium";
