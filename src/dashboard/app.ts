@@ -34,6 +34,11 @@ export interface Dashboard {
 }
 
 const BULK_SCOPES = new Set(["all"]);
+/**
+ * Exact counts up to this, estimates above: the overview refreshes every two seconds in every
+ * open tab, and inspect's default (10,000) walks ten times as many index entries per state.
+ */
+const EXACT_UP_TO = 1000;
 
 export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
   const prefix = (options.prefix ?? "").replace(/\/+$/, "");
@@ -70,7 +75,7 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
   app.get("/assets/dashboard.js", (c) => c.body(SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
 
   const overviewData = async (): Promise<views.OverviewData> => {
-    const [inspection, settings, health, workers] = await Promise.all([q.inspect(), q.queues(), readHealth(q.sql, q.schema), q.workers()]);
+    const [inspection, settings, health, workers] = await Promise.all([q.inspect({ exactUpTo: EXACT_UP_TO }), q.queues(), readHealth(q.sql, q.schema), q.workers()]);
     throughput.record(inspection);
     const listed = new Set(inspection.queues.map((s) => s.queue));
     return {
@@ -214,7 +219,7 @@ async function field(c: Context, name: string): Promise<string> {
 
 /** How many dead jobs a bulk action over the queue (or every queue) touches, from inspect's bounded counts. */
 async function countDead(q: Queue, queue: string | undefined): Promise<{ n: number; estimated: boolean }> {
-  const inspection = await q.inspect(queue === undefined ? {} : { queue });
+  const inspection = await q.inspect({ exactUpTo: EXACT_UP_TO, ...(queue === undefined ? {} : { queue }) });
   return {
     n: inspection.queues.reduce((n, s) => n + s.dead, 0),
     estimated: inspection.queues.some((s) => s.estimated.includes("dead")),
