@@ -21,3 +21,5 @@ export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions 
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
 export type { WorkerInfo } from "./admin/workers.js";
 export { metricsHandler, metricsRegistry } from "./telemetry/metrics.js";
+export { dashboard, type Dashboard, type DashboardAuth, type DashboardOptions } from "./dashboard/index.js";
+export type { Health, JobsTableHealth, XminHolder } from "./admin/health.js";

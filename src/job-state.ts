@@ -40,3 +40,11 @@ export const RUNNING = "j.locked_until is not null";
 export const JOB_STATES = { ready: READY, scheduled: SCHEDULED, running: RUNNING, retrying: RETRYING } as const;
 
 export type JobState = keyof typeof JOB_STATES;
+
+/**
+ * The state of a row `j` of pgq.jobs, as a SQL expression, for lists that show each job's state.
+ * The tests above decide it in this order: a leased job is running whatever its run_at, and a job
+ * behind its group's head is scheduled whatever its attempts.
+ */
+export const STATE_OF = `case when ${RUNNING} then 'running' when ${GROUP_WAITING} then 'scheduled'
+  when ${READY} then 'ready' when ${RETRYING} then 'retrying' else 'scheduled' end`;

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import postgres from "postgres";
 import type { Queue } from "../client.js";
 import { startLocalPostgres, type LocalPostgres } from "../dev/local-postgres.js";
+import { serveDashboard } from "./dashboard.js";
 import { count } from "./format.js";
 import { renderInspection } from "./inspect.js";
 import { DEMO_QUEUES, demoHandlers, enqueueDemoJobs } from "./demo-jobs.js";
@@ -47,6 +48,19 @@ export async function demoCommand(globals: GlobalOptions): Promise<void> {
 }
 
 async function tour(q: Queue, say: (line: string) => void, status: StatusLine, log: Logger) {
+  // Port 8080 as `pgq dashboard` uses, or any free one when something else has it.
+  const { server, url } = await serveDashboard(q, { port: 8080, host: "127.0.0.1" })
+    .catch(() => serveDashboard(q, { port: 0, host: "127.0.0.1" }));
+  say(`the dashboard is at ${url} while the demo runs`);
+  try {
+    await run(q, say, status, log);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+}
+
+async function run(q: Queue, say: (line: string) => void, status: StatusLine, log: Logger) {
   const total = await enqueueDemoJobs(q);
   say(`enqueued ${total} jobs: emails, thumbnails, webhooks (some flaky), 5 reminders due in 6 s, and one broken report`);
   say(`starting a worker on ${DEMO_QUEUES.join(", ")} with ${CONCURRENCY} slots\n`);
@@ -118,6 +132,7 @@ Next: point pgq at a database of yours and look around:
   export DATABASE_URL=postgres://user@host:5432/db
   npx pgq migrate && npx pgq demo
   npx pgq inspect            # depth per queue and state (--watch for a live view)
+  npx pgq dashboard          # the same in a browser, at http://127.0.0.1:8080/
   npx pgq dead list          # then: npx pgq dead retry --id N, or npx pgq dead purge --queue Q`);
 }
 

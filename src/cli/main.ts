@@ -3,6 +3,7 @@
 import { Command, Option } from "commander";
 import { DEFAULT_SCHEMA } from "../db/schema.js";
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "../job-defaults.js";
+import { dashboardCommand } from "./dashboard.js";
 import { deadListCommand, deadPurgeCommand, deadRetryCommand } from "./dead.js";
 import { demoCommand } from "./demo.js";
 import { enqueueCommand } from "./enqueue.js";
@@ -149,6 +150,16 @@ queueCommand
   .description("every queue with settings of its own")
   .option("--json", "machine-readable output")
   .action((options, command: Command) => queueListCommand(options, globals(command)));
+
+program
+  .command("dashboard")
+  .description("serve the web dashboard until Ctrl-C (loopback only unless --token or --basic-auth is given)")
+  .option("--port <n>", "port to listen on (0: any free one)", integer(0, 65535), 8080)
+  .option("--host <address>", "address to listen on", "127.0.0.1")
+  .option("--read-only", "show everything, change nothing")
+  .option("--token <token>", "require this token (Authorization: Bearer, or ?token= once in a browser)")
+  .option("--basic-auth <user:password>", "require HTTP basic authentication")
+  .action((options, command: Command) => dashboardCommand(options, globals(command)));
 
 program
   .command("demo")

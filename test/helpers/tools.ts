@@ -3,6 +3,8 @@
 // .ci/run, so there a missing tool fails the file instead of quietly skipping it.
 import { spawnSync } from "node:child_process";
 
+import { existsSync } from "node:fs";
+
 export interface Tool {
   name: string;
   installed(): boolean;
@@ -33,3 +35,12 @@ export const python3Psycopg: Tool = {
   installed: () => spawnSync(PYTHON, ["-c", "import psycopg"], { stdio: "ignore" }).status === 0,
   install: "apt-get install python3-psycopg; .ci/run installs it",
 };
+
+/** Debian's chromium, driven by playwright-core in the browser tests. */
+export const chromium: Tool = {
+  name: "chromium",
+  installed: () => existsSync(CHROMIUM),
+  install: "apt-get install --no-install-recommends chromium; .ci/run installs it",
+};
+
+export const CHROMIUM = "/usr/bin/chromium";
