@@ -5,6 +5,10 @@ export {
   PgqError,
   ValidationError,
   LeaseLostError,
+  JobCancelledError,
+  JobFailedError,
+  JobNotFoundError,
+  WaitTimeoutError,
   JobTimeoutError,
   DatabaseTimeoutError,
   WorkerStoppedError,
@@ -19,3 +23,4 @@ export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
 export type { WorkerInfo } from "./admin/workers.js";
+export type { AnyJobState, FinalState, JobState } from "./job-state.js";

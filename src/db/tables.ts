@@ -9,6 +9,7 @@ export interface Tables {
   subscriptions: Helper<string>;
   workers: Helper<string>;
   queues: Helper<string>;
+  history: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -20,5 +21,6 @@ export function tables(sql: Sql, schema: string): Tables {
     subscriptions: sql(`${schema}.subscriptions`),
     workers: sql(`${schema}.workers`),
     queues: sql(`${schema}.queues`),
+    history: sql(`${schema}.history`),
   };
 }

@@ -45,6 +45,10 @@ export interface ClaimRequest {
  * A queue paused in pgq.queues (q.pause()) is left out: every worker in every process sees it at
  * its next claim, and its waiting jobs are neither claimed nor walked.
  *
+ * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
+ * out: the claim steps over it, and maintenance finishes it as expired (src/sql/expire.ts). The
+ * queue's ttl is read once per queue, like the pause, and bounds run_at from below in the index.
+ *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
  * need it. If the server crashes before the WAL writer flushes it (within a few hundred ms), the
@@ -66,6 +70,9 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
           -- Refers to no column of j: a one-time filter, checked (one primary-key probe) before
           -- the scan, so a paused queue's jobs are neither walked nor locked.
           and not exists (select from ${t.queues} s where s.queue = q.name and s.paused)
+          and (j.expires_at is null or j.expires_at > now())
+          and j.run_at >= coalesce(now() - (select s.ttl_ms from ${t.queues} s where s.queue = q.name)::double precision
+                                           * interval '1 millisecond', '-infinity')
         order by j.priority, j.run_at, j.id
         limit ${request.limit}
         for update skip locked
@@ -77,7 +84,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     set attempts     = j.attempts + 1,
         locked_by    = ${request.worker},
         locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
-        lease_token  = gen_random_uuid()
+        lease_token  = gen_random_uuid(),
+        started_at   = coalesce(j.started_at, now())
     from claimable
     where j.id = claimable.id
     returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,

@@ -12,5 +12,7 @@ export interface WorkerEvents {
   failed: [job: Job, error: unknown, outcome: FailedOutcome];
   /** The job's lease lapsed and it was taken back: its result, or its failure, was discarded. */
   "lease-lost": [job: Job];
+  /** q.cancel() took the job while it ran: it was aborted, and nothing it did after that counts. */
+  cancelled: [job: Job];
   stopped: [];
 }
