@@ -316,7 +316,7 @@ class Client implements Queue {
     assertJobId(id);
     if (options.timeoutMs !== undefined) assertInteger(options.timeoutMs, "timeoutMs", 1);
     this.waiters ??= new Waiters(this.sql, this.t, this.log, this.pooler !== "transaction");
-    return this.waiters.wait(id, options.timeoutMs);
+    return checkingSchema(this.schema, this.waiters.wait(id, options.timeoutMs));
   }
 
   async enqueueAndWait(queue: string, payload: unknown, options: EnqueueAndWaitOptions = {}): Promise<unknown> {

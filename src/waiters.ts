@@ -48,8 +48,9 @@ export class Waiters {
 
   /** Resolves with the job's result once it completed; rejects once it died, was cancelled or expired. */
   async wait(id: string, timeoutMs: number | undefined): Promise<unknown> {
+    let waiter!: Waiter;
     const settled = new Promise<unknown>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, timer: undefined };
+      waiter = { resolve, reject, timer: undefined };
       if (timeoutMs !== undefined) {
         waiter.timer = setTimeout(() => {
           this.remove(id, waiter);
@@ -60,12 +61,21 @@ export class Waiters {
       if (!set) this.waiting.set(id, (set = new Set()));
       set.add(waiter);
     });
+    // Until it is returned below, a timeout must not count as an unhandled rejection.
+    settled.catch(() => undefined);
     this.poll ??= setInterval(() => this.announce([...this.waiting.keys()]), POLL_MS);
-    if (this.listen) {
-      this.listening ??= this.startListening();
-      await this.listening;
+    try {
+      if (this.listen) {
+        this.listening ??= this.startListening();
+        await this.listening;
+      }
+      // Read at once, and let its error reach the caller (a schema not migrated, say).
+      for (const o of await this.outcomes([id])) if (!o.live) this.finished(o);
+    } catch (error) {
+      clearTimeout(waiter.timer);
+      this.remove(id, waiter);
+      throw error;
     }
-    this.announce([id]);
     return settled;
   }
 
@@ -104,15 +114,7 @@ export class Waiters {
       for (const id of ids) this.due.delete(id);
       let outcomes: Outcome[];
       try {
-        outcomes = await this.sql<Outcome[]>`
-          select i.id::text, exists (select from ${this.t.jobs} j where j.id = i.id) as live,
-                 coalesce(h.state, case d.reason when 'expired' then 'expired' when 'failed' then 'dead' end) as state,
-                 h.result, coalesce(h.last_error, d.last_error) as last_error
-          from unnest(${ids}::bigint[]) as i(id)
-          left join lateral (
-            select h.state, h.result, h.last_error from ${this.t.history} h
-            where h.id = i.id order by h.finished_at desc limit 1) h on true
-          left join ${this.t.deadJobs} d on d.id = i.id`;
+        outcomes = await this.outcomes(ids);
       } catch (error) {
         // The next poll reads them again.
         this.log.debug({ err: error }, "reading finished jobs for their waiters failed");
@@ -120,6 +122,19 @@ export class Waiters {
       }
       for (const o of outcomes) if (!o.live) this.finished(o);
     }
+  }
+
+  /** How the jobs ended; `live` for those still in pgq.jobs. */
+  private outcomes(ids: string[]): Promise<Outcome[]> {
+    return this.sql<Outcome[]>`
+      select i.id::text, exists (select from ${this.t.jobs} j where j.id = i.id) as live,
+             coalesce(h.state, case d.reason when 'expired' then 'expired' when 'failed' then 'dead' end) as state,
+             h.result, coalesce(h.last_error, d.last_error) as last_error
+      from unnest(${ids}::bigint[]) as i(id)
+      left join lateral (
+        select h.state, h.result, h.last_error from ${this.t.history} h
+        where h.id = i.id order by h.finished_at desc limit 1) h on true
+      left join ${this.t.deadJobs} d on d.id = i.id`;
   }
 
   private finished(o: Outcome): void {

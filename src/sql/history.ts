@@ -16,14 +16,15 @@ const IDS_PER_NOTIFY = 400;
  * The INSERT into pgq.history of the rows of the CTE `finished`, which has pgq.jobs' columns
  * (final values: last_error, errors) plus `state` and `result`. Each row is kept for its queue's
  * retention, read from pgq.queues at this moment: purge_at says in which day's partition it
- * lands. A queue whose retention is 0 keeps nothing.
+ * lands. A queue whose retention is 0 keeps nothing. finished_at is the finishing statement's
+ * own time: in transaction mode, now() would be when the job's transaction began.
  */
 export function recordHistory(sql: Sql, t: Tables, finished: string) {
   return sql`
     insert into ${t.history} (id, queue, state, payload, result, progress, priority, attempts, max_attempts, group_key,
                               last_error, errors, created_at, started_at, finished_at, worker, purge_at)
     select f.id, f.queue, f.state, f.payload, f.result, f.progress, f.priority, f.attempts, f.max_attempts, f.group_key,
-           f.last_error, f.errors, f.created_at, f.started_at, now(), f.locked_by,
+           f.last_error, f.errors, f.created_at, f.started_at, statement_timestamp(), f.locked_by,
            now() + r.ms::double precision * interval '1 millisecond'
     from ${sql(finished)} f
     cross join lateral (select ${retentionMs(sql, t, sql`f.queue`)} as ms) r
