@@ -6,8 +6,9 @@ import { expireJobs } from "../src/sql/expire.js";
 import { tables } from "../src/db/tables.js";
 import { drained, testQueue } from "./helpers/queue.js";
 import { nextEvent, waitFor } from "./helpers/wait.js";
+import { forkWorker } from "./helpers/workers.js";
 
-const { q, db } = await testQueue();
+const { q, db, url } = await testQueue();
 const tb = tables(db, "pgq");
 
 for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
@@ -141,3 +142,16 @@ test("waitFor: 1,000 concurrent waiters each get their own result; round trips o
   times.sort((a, b) => a - b);
   tc.diagnostic(`enqueueAndWait round trip on an idle worker: p50 ${times[100]!.toFixed(1)} ms, p99 ${times[198]!.toFixed(1)} ms`);
 });
+
+for (const mode of ["transaction", "lease"]) {
+  test(`${mode} mode: a waiter survives its job's worker being killed, and gets the retry's result`, async () => {
+    const queue = `crash-wait-${mode}`;
+    const { id } = await q.enqueue(queue, { kill: true }, { maxAttempts: 3, backoff: { baseMs: 1, maxMs: 1 } });
+    const result = q.waitFor(id, { timeoutMs: 60_000 });
+    const crashed = await forkWorker("test/fixtures/worker.ts", [queue, mode, "300"], url).exited;
+    assert.equal(crashed.signal, "SIGKILL");
+    const worker = q.work(queue, (job) => ({ attempt: job.attempts }), { mode: mode as ProcessingMode, pollIntervalMs: 100 });
+    assert.deepEqual(await result, { attempt: 2 });
+    await worker.stop();
+  });
+}
