@@ -9,7 +9,7 @@ import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { insertJobs } from "./sql/insert-jobs.js";
 import { ValidationError } from "./errors.js";
 import { Listener } from "./worker/listener.js";
-import { assertJobId, getJob, listHistory, prepareHistoryOptions } from "./admin/jobs.js";
+import { assertJobId, getJob, listHistory } from "./admin/jobs.js";
 import { cancelJobs, CANCEL_BATCH } from "./sql/cancel.js";
 import { maintainHistory } from "./sql/history.js";
 import { Waiters } from "./waiters.js";
@@ -307,7 +307,7 @@ class Client implements Queue {
   async history(options: HistoryOptions = {}): Promise<JobInfo[]> {
     assertOpen(this.closed, "q.history()");
     assertOptionsObject("q.history()", options);
-    return checkingSchema(this.schema, listHistory(this.sql, this.t, prepareHistoryOptions(options)));
+    return checkingSchema(this.schema, listHistory(this.sql, this.t, options));
   }
 
   async waitFor(id: string, options: WaitOptions = {}): Promise<unknown> {

@@ -62,7 +62,7 @@ export async function getJob(sql: Sql, t: Tables, id: string): Promise<JobInfo |
 }
 
 /** Checks `pgq history`'s and q.history()'s filters before any SQL. */
-export function prepareHistoryOptions(options: HistoryOptions): Required<Omit<HistoryOptions, "queue" | "state">> & HistoryOptions {
+function prepareHistoryOptions(options: HistoryOptions): Required<Omit<HistoryOptions, "queue" | "state">> & HistoryOptions {
   const { queue, state, sinceMs = 3600_000, limit = 100 } = options;
   if (queue !== undefined) assertQueueName(queue);
   if (state !== undefined && !FINAL_STATES.includes(state)) {
