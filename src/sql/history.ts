@@ -61,9 +61,9 @@ function dayOfName(name: string): number | undefined {
 /**
  * Makes the partitions that rows finished from now on land in (for each retention in use, its
  * purge day and a few after it), and drops every partition whose day is over: retention never
- * deletes a row. Made by CREATE and ATTACH, and dropped under a short lock_timeout, so that no
- * completion ever waits long on the lock either takes. Safe in many processes at once. (The
- * default partition is normally empty; what it holds moves to its day's partition.)
+ * deletes a row. Made and dropped under a short lock_timeout, so that no completion ever waits
+ * long on the locks they take. Safe in many processes at once. (The default partition is
+ * normally empty; what it holds moves to its day's partition.)
  */
 export async function maintainHistory(sql: Sql, t: Tables): Promise<{ created: string[]; dropped: string[] }> {
   const schema = t.schema;
@@ -88,14 +88,20 @@ export async function maintainHistory(sql: Sql, t: Tables): Promise<{ created: s
     // partition cannot be attached over rows the default holds, and a past day's partition is
     // then dropped whole like any other.
     const defaultTable = tx(`${schema}.history_default`);
-    await tx`lock table ${defaultTable} in exclusive mode`;
-    const stray = await tx<{ day: Date }[]>`
-      select distinct date_trunc('day', h.purge_at, 'UTC') as day from ${defaultTable} h`;
-    for (const { day } of stray) wanted.add(day.getTime());
+    const strayDays = async () => (await tx<{ day: Date }[]>`
+      select distinct date_trunc('day', h.purge_at, 'UTC') as day from ${defaultTable} h`).map((r) => r.day.getTime());
+    const missing = () => [...wanted].filter((day) => !existing.has(partitionName(day))).sort();
+    for (const day of await strayDays()) wanted.add(day);
     const created: string[] = [];
-    for (const day of [...wanted].sort()) {
+    if (missing().length > 0) {
+      // ATTACH alone lets inserts go on, but one that routed its row with the partitions it saw
+      // before would put it in the default partition, whose constraint now refuses it, and the
+      // completion would fail. So finishing statements wait instead (at most the lock_timeout, about once a day).
+      await tx`lock table ${t.history} in exclusive mode`;
+      for (const day of await strayDays()) wanted.add(day);
+    }
+    for (const day of missing()) {
       const name = partitionName(day);
-      if (existing.has(name)) continue;
       const table = tx(`${schema}.${name}`);
       const [from, to] = [new Date(day), new Date(day + DAY_MS)];
       await tx`create table ${table} (like ${t.history} including defaults including constraints)`;
