@@ -17,11 +17,61 @@ create table pgq.dead_jobs (
   errors jsonb not null,
   created_at timestamp with time zone not null,
   died_at timestamp with time zone not null default now(),
-  trace_context text
+  trace_context text,
+  reason text not null default 'failed'::text
 );
 alter table pgq.dead_jobs add constraint dead_jobs_pkey PRIMARY KEY (id);
+alter table pgq.dead_jobs add constraint dead_jobs_reason CHECK ((reason = ANY (ARRAY['failed'::text, 'expired'::text])));
 CREATE INDEX dead_jobs_died_at ON pgq.dead_jobs USING btree (died_at);
 CREATE INDEX dead_jobs_queue ON pgq.dead_jobs USING btree (queue, died_at);
+
+create table pgq.history (
+  id bigint not null,
+  queue text not null,
+  state text not null,
+  payload jsonb not null,
+  result jsonb,
+  progress jsonb,
+  priority integer not null,
+  attempts integer not null,
+  max_attempts integer not null,
+  group_key text,
+  last_error text,
+  errors jsonb not null,
+  created_at timestamp with time zone not null,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone not null,
+  worker text,
+  purge_at timestamp with time zone not null
+);
+alter table pgq.history add constraint history_state CHECK ((state = ANY (ARRAY['completed'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])));
+CREATE INDEX history_finished ON ONLY pgq.history USING brin (finished_at);
+CREATE INDEX history_id ON ONLY pgq.history USING btree (id);
+CREATE INDEX history_queue ON ONLY pgq.history USING btree (queue, finished_at) INCLUDE (state);
+
+create table pgq.history_default (
+  id bigint not null,
+  queue text not null,
+  state text not null,
+  payload jsonb not null,
+  result jsonb,
+  progress jsonb,
+  priority integer not null,
+  attempts integer not null,
+  max_attempts integer not null,
+  group_key text,
+  last_error text,
+  errors jsonb not null,
+  created_at timestamp with time zone not null,
+  started_at timestamp with time zone,
+  finished_at timestamp with time zone not null,
+  worker text,
+  purge_at timestamp with time zone not null
+);
+alter table pgq.history_default add constraint history_state CHECK ((state = ANY (ARRAY['completed'::text, 'dead'::text, 'cancelled'::text, 'expired'::text])));
+CREATE INDEX history_default_finished_at_idx ON pgq.history_default USING brin (finished_at);
+CREATE INDEX history_default_id_idx ON pgq.history_default USING btree (id);
+CREATE INDEX history_default_queue_finished_at_state_idx ON pgq.history_default USING btree (queue, finished_at) INCLUDE (state);
 
 create table pgq.jobs (
   id bigint not null generated always as identity,
@@ -43,7 +93,10 @@ create table pgq.jobs (
   errors jsonb not null default '[]'::jsonb,
   created_at timestamp with time zone not null default now(),
   group_waiting boolean not null default false,
-  trace_context text
+  trace_context text,
+  started_at timestamp with time zone,
+  expires_at timestamp with time zone,
+  progress jsonb
 )
 with (autovacuum_vacuum_cost_delay=0, autovacuum_vacuum_scale_factor=0, autovacuum_vacuum_threshold=1000, fillfactor=70);
 alter table pgq.jobs add constraint jobs_attempts CHECK (((max_attempts >= 1) AND ((attempts >= 0) AND (attempts <= max_attempts)) AND ((attempts < max_attempts) OR (lease_token IS NOT NULL))));
@@ -55,6 +108,7 @@ alter table pgq.jobs add constraint jobs_queue_name CHECK ((((char_length(queue)
 alter table pgq.jobs add constraint jobs_timeout CHECK (((timeout_ms IS NULL) OR (timeout_ms > 0)));
 CREATE INDEX jobs_claim ON pgq.jobs USING btree (queue, priority, run_at, id) WHERE ((locked_until IS NULL) AND (NOT group_waiting));
 CREATE UNIQUE INDEX jobs_dedupe ON pgq.jobs USING btree (queue, dedupe_key) WHERE (dedupe_key IS NOT NULL);
+CREATE INDEX jobs_expiry ON pgq.jobs USING btree (expires_at) WHERE (expires_at IS NOT NULL);
 CREATE INDEX jobs_group ON pgq.jobs USING btree (queue, group_key, id) WHERE (group_key IS NOT NULL);
 CREATE INDEX jobs_leased ON pgq.jobs USING btree (locked_until) WHERE (locked_until IS NOT NULL);
 CREATE TRIGGER jobs_group_enqueued BEFORE INSERT ON pgq.jobs FOR EACH ROW WHEN ((new.group_key IS NOT NULL)) EXECUTE FUNCTION pgq.group_job_enqueued();

@@ -10,8 +10,12 @@ import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { insertJobs } from "./sql/insert-jobs.js";
 import { ValidationError } from "./errors.js";
 import { Listener } from "./worker/listener.js";
+import { assertJobId, getJob, listHistory } from "./admin/history.js";
+import { cancelJobs, CANCEL_BATCH } from "./sql/cancel.js";
+import { maintainHistory } from "./sql/history.js";
+import { Waiters } from "./waiters.js";
 import { migrate } from "./admin/migrate.js";
-import { assertSchemaName, DEFAULT_SCHEMA, readyChannel } from "./db/schema.js";
+import { assertSchemaName, cancelChannel, DEFAULT_SCHEMA, readyChannel } from "./db/schema.js";
 import { inspectQueues, type Inspection, type InspectOptions } from "./admin/inspect.js";
 import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./admin/schedules.js";
 import { poolSizeWarning } from "./db/pool-size.js";
@@ -20,9 +24,9 @@ import { listWorkers, type WorkerInfo } from "./admin/workers.js";
 import { tables, type Tables } from "./db/tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
-  ConnectOptions, EnqueueOptions, Pooler, PublishOptions, QueueSettings, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
+  ConnectOptions, EnqueueAndWaitOptions, EnqueueOptions, HistoryOptions, JobInfo, Pooler, WaitOptions, PublishOptions, QueueSettings, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
-import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger } from "./validate.js";
+import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger, assertQueueName } from "./validate.js";
 import { listQueues, prepareQueueSettings, setQueue, type QueueConfig } from "./admin/queues.js";
 import { Maintenance } from "./maintenance/maintenance.js";
 import { OwnPool } from "./db/own-pool.js";
@@ -67,6 +71,21 @@ export interface Queue {
   subscriptions(): Promise<Subscription[]>;
   /** One job in every queue subscribed to the topic, in one statement; returns their ids. */
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<string[]>;
+  /** A job wherever it is (waiting, running, history, dead) with its state and timeline; null if it is nowhere. */
+  getJob(id: string): Promise<JobInfo | null>;
+  /** Recently finished jobs, newest first. */
+  history(options?: HistoryOptions): Promise<JobInfo[]>;
+  /**
+   * Resolves with the job's result once it completed; rejects with JOB_FAILED once it died or
+   * expired, JOB_CANCELLED once cancelled, WAIT_TIMEOUT after timeoutMs.
+   */
+  waitFor(id: string, options?: WaitOptions): Promise<unknown>;
+  /** Enqueues a job and waits for its result: a remote call over pgq. */
+  enqueueAndWait(queue: string, payload: unknown, options?: EnqueueAndWaitOptions): Promise<unknown>;
+  /** Cancels a job, waiting or running (its ctx.signal aborts); false if it had already finished. */
+  cancel(id: string): Promise<boolean>;
+  /** Cancels every job of the queue, waiting or running; returns how many. */
+  cancelQueue(queue: string): Promise<number>;
   /** Changes a queue's settings for every worker at its next claim; returns all of them. */
   setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig>;
   /** Every worker stops claiming from the queue; running jobs finish, enqueue still works. */
@@ -118,6 +137,7 @@ class Client implements Queue {
   /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
   private maintenanceStopped: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
+  private waiters: Waiters | undefined;
   private get closed(): boolean {
     return this.closing !== undefined;
   }
@@ -140,7 +160,10 @@ class Client implements Queue {
 
   async migrate(): Promise<string[]> {
     assertOpen(this.closed, "q.migrate()");
-    return migrate(this.sql, this.schema);
+    const applied = await migrate(this.sql, this.schema);
+    // History's partitions for the days ahead, before any worker's maintenance makes them.
+    await maintainHistory(this.sql, this.t);
+    return applied;
   }
 
   async enqueue(queue: string, payload: unknown, options: EnqueueOptions = {}): Promise<{ id: string }> {
@@ -178,9 +201,9 @@ class Client implements Queue {
       const warning = poolSizeWarning(poolMax, settings.concurrency);
       if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
-    const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log) : undefined;
+    const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log, cancelChannel(this.schema)) : undefined;
     if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
-    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log });
+    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log, maxResultBytes: this.maxPayloadBytes });
     this.running.add(worker);
     this.maintenance ??= this.#startMaintenance();
     this.maintenance.start(settings.pollIntervalMs);
@@ -284,10 +307,62 @@ class Client implements Queue {
       checkingSchema(this.schema, publish(executorFor(options.tx, this.sql), this.t, this.log, topic, payload, options, this.maxPayloadBytes, traceContext)));
   }
 
+  async getJob(id: string): Promise<JobInfo | null> {
+    assertOpen(this.closed, "q.getJob()");
+    assertJobId(id);
+    return checkingSchema(this.schema, getJob(this.sql, this.t, id));
+  }
+
+  async history(options: HistoryOptions = {}): Promise<JobInfo[]> {
+    assertOpen(this.closed, "q.history()");
+    assertOptionsObject("q.history()", options);
+    return checkingSchema(this.schema, listHistory(this.sql, this.t, options));
+  }
+
+  async waitFor(id: string, options: WaitOptions = {}): Promise<unknown> {
+    assertOpen(this.closed, "q.waitFor()");
+    assertOptionsObject("q.waitFor()", options);
+    assertJobId(id);
+    if (options.timeoutMs !== undefined) assertInteger(options.timeoutMs, "timeoutMs", 1);
+    this.waiters ??= new Waiters(this.sql, this.t, this.log, this.pooler !== "transaction");
+    return checkingSchema(this.schema, this.waiters.wait(id, options.timeoutMs));
+  }
+
+  async enqueueAndWait(queue: string, payload: unknown, options: EnqueueAndWaitOptions = {}): Promise<unknown> {
+    assertOpen(this.closed, "q.enqueueAndWait()");
+    assertOptionsObject("q.enqueueAndWait()", options);
+    const { timeoutMs, ...enqueueOptions } = options;
+    if (timeoutMs !== undefined) assertInteger(timeoutMs, "timeoutMs", 1);
+    if ("tx" in enqueueOptions) {
+      throw new ValidationError("INVALID_OPTION", "q.enqueueAndWait() cannot take tx: no worker sees the job before the transaction commits; enqueue in it, then q.waitFor() after the commit");
+    }
+    const { id } = await this.enqueue(queue, payload, enqueueOptions);
+    return this.waitFor(id, { timeoutMs });
+  }
+
+  async cancel(id: string): Promise<boolean> {
+    assertOpen(this.closed, "q.cancel()");
+    assertJobId(id);
+    return (await checkingSchema(this.schema, cancelJobs(this.sql, this.t, { ids: [id] }))).length > 0;
+  }
+
+  async cancelQueue(queue: string): Promise<number> {
+    assertOpen(this.closed, "q.cancelQueue()");
+    assertQueueName(queue);
+    let total = 0;
+    for (let n = CANCEL_BATCH; n === CANCEL_BATCH; total += n) {
+      n = (await checkingSchema(this.schema, cancelJobs(this.sql, this.t, { queue }))).length;
+    }
+    return total;
+  }
+
   async setQueue(queue: string, settings: QueueSettings): Promise<QueueConfig> {
     assertOpen(this.closed, "q.setQueue()");
     const prepared = prepareQueueSettings(queue, settings);
-    return checkingSchema(this.schema, setQueue(this.sql, this.t, prepared.queue, prepared.set));
+    const config = await checkingSchema(this.schema, setQueue(this.sql, this.t, prepared.queue, prepared.set));
+    // Rows finished from now on land in the new retention's partitions: make them now, not at maintenance's next look.
+    if (prepared.set.has("retention_ms")) await maintainHistory(this.sql, this.t);
+    return config;
   }
 
   async pause(queue: string): Promise<void> {
@@ -309,6 +384,7 @@ class Client implements Queue {
     this.closing ??= (async () => {
       this.unwatchQueues();
       await Promise.all([...this.running].map((w) => w.stop()));
+      await this.waiters?.close();
       await this.maintenanceStopped;
       if (this.url) await this.sql.end({ timeout: 5 });
     })();

@@ -34,6 +34,11 @@ export function jobSettings(options: Omit<EnqueueOptions, "tx">): JobSettings {
   }
   if (options.runAt !== undefined) assertDate(options.runAt, "runAt");
   if (options.delayMs !== undefined) assertInteger(options.delayMs, "delayMs", 0, MAX_DELAY_MS);
+  if (options.expiresAt !== undefined && options.ttlMs !== undefined) {
+    throw new ValidationError("INVALID_OPTION", "give expiresAt or ttlMs, not both");
+  }
+  if (options.expiresAt !== undefined) assertDate(options.expiresAt, "expiresAt");
+  if (options.ttlMs !== undefined) assertInteger(options.ttlMs, "ttlMs", 1, MAX_DELAY_MS);
   return {
     priority,
     runAt: options.runAt ?? null,
@@ -46,5 +51,7 @@ export function jobSettings(options: Omit<EnqueueOptions, "tx">): JobSettings {
     groupKey: groupKey ?? null,
     // Set by the caller's send span (telemetry/tracing.ts), not an option.
     traceContext: null,
+    expiresAt: options.expiresAt ?? null,
+    ttlMs: options.ttlMs ?? null,
   };
 }

@@ -16,6 +16,9 @@ const EXAMPLES = {
   "q.deadJobs.list()": 'q.deadJobs.list({ queue: "emails", limit: 20 })',
   "q.deadJobs.retry()": 'q.deadJobs.retry({ queue: "emails" })',
   "q.deadJobs.purge()": 'q.deadJobs.purge({ olderThanMs: 86_400_000 })',
+  "q.history()": 'q.history({ queue: "emails", state: "dead", sinceMs: 3_600_000 })',
+  "q.waitFor()": "q.waitFor(id, { timeoutMs: 30_000 })",
+  "q.enqueueAndWait()": 'q.enqueueAndWait("thumbnails", payload, { timeoutMs: 30_000 })',
   "worker.stop()": "worker.stop({ graceMs: 10_000 })",
 };
 

@@ -7,6 +7,10 @@ export type PgqErrorCode =
   | "PAYLOAD_TOO_LARGE"
   | "INVALID_OPTION"
   | "LEASE_LOST"
+  | "JOB_CANCELLED"
+  | "JOB_FAILED"
+  | "JOB_NOT_FOUND"
+  | "WAIT_TIMEOUT"
   | "JOB_TIMEOUT"
   | "WORKER_STOPPED"
   | "WORKER_LOST"
@@ -40,6 +44,40 @@ export class ValidationError extends PgqError {
 export class LeaseLostError extends PgqError {
   constructor(jobId: string) {
     super("LEASE_LOST", `job ${jobId}: this worker's lease lapsed and the job was taken back; its result was discarded`);
+  }
+}
+
+/** q.cancel() cancelled the job while it ran: ctx.signal's reason, and what a waiter rejects with. */
+export class JobCancelledError extends PgqError {
+  constructor(readonly jobId: string) {
+    super("JOB_CANCELLED", `job ${jobId} was cancelled; whatever it did after that was not committed`);
+  }
+}
+
+/** What q.waitFor() rejects with when the job died or expired: its last error, or why it never ran. */
+export class JobFailedError extends PgqError {
+  constructor(
+    readonly jobId: string,
+    readonly state: "dead" | "expired",
+    readonly lastError: string | null,
+  ) {
+    super("JOB_FAILED", state === "expired"
+      ? `job ${jobId} expired before any worker started it`
+      : `job ${jobId} failed on its last attempt: ${lastError ?? "no error was recorded"}`);
+  }
+}
+
+/** q.waitFor() for a job that is nowhere: never enqueued, or finished in a queue that keeps no history. */
+export class JobNotFoundError extends PgqError {
+  constructor(readonly jobId: string) {
+    super("JOB_NOT_FOUND", `job ${jobId} is not in pgq.jobs, pgq.history nor pgq.dead_jobs: it never existed, or finished in a queue that keeps no history (retentionMs 0)`);
+  }
+}
+
+/** q.waitFor() gave up after timeoutMs; the job itself goes on. */
+export class WaitTimeoutError extends PgqError {
+  constructor(readonly jobId: string, timeoutMs: number) {
+    super("WAIT_TIMEOUT", `job ${jobId} had not finished after ${timeoutMs} ms; it goes on, and q.waitFor() can wait again`);
   }
 }
 

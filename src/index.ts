@@ -5,6 +5,10 @@ export {
   PgqError,
   ValidationError,
   LeaseLostError,
+  JobCancelledError,
+  JobFailedError,
+  JobNotFoundError,
+  WaitTimeoutError,
   JobTimeoutError,
   DatabaseTimeoutError,
   WorkerStoppedError,
@@ -23,3 +27,4 @@ export type { WorkerInfo } from "./admin/workers.js";
 export { metricsHandler, metricsRegistry } from "./telemetry/metrics.js";
 export { dashboard, type Dashboard, type DashboardAuth, type DashboardOptions } from "./dashboard/index.js";
 export type { Health, JobsTableHealth, XminHolder } from "./admin/health.js";
+export type { AnyJobState, FinalState, JobState } from "./job-state.js";

@@ -12,7 +12,8 @@
 // can take it until the head leaves (migration 000002), so counting it as ready would show a
 // backlog that idle workers cannot reach and age the oldest ready job while nothing is late;
 // like a scheduled job, it runs once something outside the workers' hands has happened.
-// Dead jobs are not a state of a row here: they are the rows of pgq.dead_jobs.
+// Dead jobs are not a state of a row here: they are the rows of pgq.dead_jobs. Finished jobs
+// are the rows of pgq.history, each with its final state (FINAL_STATES) in a column.
 //
 // A partial index serves a query only when the query's WHERE clause spells out the index's own
 // predicate, so each predicate says which index walks it, and QUEUED is jobs_claim's predicate
@@ -48,3 +49,12 @@ export type JobState = keyof typeof JOB_STATES;
  */
 export const STATE_OF = `case when ${RUNNING} then 'running' when ${GROUP_WAITING} then 'scheduled'
   when ${READY} then 'ready' when ${RETRYING} then 'retrying' else 'scheduled' end`;
+
+/** How a job ended, as pgq.history's state column spells it (constraint history_state). */
+export const FINAL_STATES = ["completed", "dead", "cancelled", "expired"] as const;
+
+export type FinalState = (typeof FINAL_STATES)[number];
+
+/** Where a job is in its life, wherever it is: pgq.jobs, pgq.history or pgq.dead_jobs. */
+export type AnyJobState = JobState | FinalState;
+

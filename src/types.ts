@@ -2,6 +2,7 @@
 import type { Logger } from "pino";
 import type { Sql, TransactionSql } from "postgres";
 import type { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
+import type { AnyJobState, FinalState } from "./job-state.js";
 
 export interface ConnectOptions {
   /** Default: process.env.DATABASE_URL. */
@@ -50,6 +51,10 @@ export interface EnqueueOptions {
   dedupeKey?: string;
   /** Jobs with the same key (in one queue) run one at a time, in enqueue order. */
   groupKey?: string;
+  /** Never started after this time: the job is finished as expired instead. */
+  expiresAt?: Date;
+  /** Never started later than this many ms after it is due (runAt or delayMs): expiresAt, relative. */
+  ttlMs?: number;
   /**
    * Enqueue inside this transaction: the job exists only if it commits. A transaction or client
    * of postgres.js (any copy), pg, Kysely, Drizzle, Knex, TypeORM or Prisma, or a
@@ -109,8 +114,15 @@ export interface JobContext {
   signal: AbortSignal;
   /** A pino child logger bound to { queue, jobId, attempt, worker }. */
   log: Logger;
+  /**
+   * Records a small JSON value (at most 4 KiB serialised) as the job's progress, seen by
+   * q.getJob() and `pgq job`. It is written at once, outside a transaction-mode job's
+   * transaction, and rejects with LEASE_LOST if the job is no longer this worker's.
+   */
+  progress(value: unknown): Promise<void>;
 }
 
+/** The value a handler returns (JSON, limited like payloads) becomes the job's result (q.waitFor()). */
 export type Handler<Payload = unknown> = (job: Job<Payload>, ctx: JobContext) => Promise<unknown> | unknown;
 
 export type ProcessingMode = "transaction" | "lease";
@@ -221,4 +233,50 @@ export interface QueueSettings {
   retentionMs?: number | null;
   /** Jobs not started this long after they were due are never run; default none. */
   ttlMs?: number | null;
+}
+
+/** A job wherever it is (q.getJob()): waiting or running in pgq.jobs, finished in pgq.history, or in pgq.dead_jobs. */
+export interface JobInfo {
+  id: string;
+  queue: string;
+  state: AnyJobState;
+  payload: unknown;
+  /** What the handler returned, once completed. */
+  result: unknown;
+  /** The last ctx.progress() value. */
+  progress: unknown;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  groupKey: string | null;
+  lastError: string | null;
+  /** One entry per failed attempt: { attempt, at, worker, error, details }. */
+  errors: unknown[];
+  createdAt: Date;
+  /** When it is due (waiting jobs). */
+  runAt: Date | null;
+  /** The first attempt's start. */
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  expiresAt: Date | null;
+  /** The worker running it now, or the one that finished it. */
+  worker: string | null;
+  /** Running jobs: when the lease lapses unless renewed. */
+  lockedUntil: Date | null;
+}
+
+export interface WaitOptions {
+  /** Reject with WAIT_TIMEOUT after this many ms; default: wait as long as it takes. */
+  timeoutMs?: number;
+}
+
+export type EnqueueAndWaitOptions = Omit<EnqueueOptions, "tx"> & WaitOptions;
+
+export interface HistoryOptions {
+  queue?: string;
+  state?: FinalState;
+  /** Finished in the last this many ms; default an hour. */
+  sinceMs?: number;
+  /** Newest first, at most this many; default 100. */
+  limit?: number;
 }

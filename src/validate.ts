@@ -36,31 +36,31 @@ export function assertQueueName(name: unknown, what = "queue name"): asserts nam
  * the character \u0000, lone surrogates, documents nested deeper than MAX_PAYLOAD_DEPTH, and
  * anything over maxBytes once serialised.
  */
-export function serializePayload(payload: unknown, maxBytes: number): string {
+export function serializePayload(payload: unknown, maxBytes: number, what = "the payload"): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(payload, (_key, value: unknown) => {
       if (typeof value === "number" && !Number.isFinite(value)) {
-        throw new ValidationError("INVALID_PAYLOAD", `the payload contains ${value}, which JSON cannot represent`);
+        throw new ValidationError("INVALID_PAYLOAD", `${what} contains ${value}, which JSON cannot represent`);
       }
       if (typeof value === "bigint") {
-        throw new ValidationError("INVALID_PAYLOAD", `the payload contains the BigInt ${value}n, which JSON cannot represent: send it as a string`);
+        throw new ValidationError("INVALID_PAYLOAD", `${what} contains the BigInt ${value}n, which JSON cannot represent: send it as a string`);
       }
       return value;
     });
   } catch (error) {
     if (error instanceof ValidationError) throw error;
     const reason = error instanceof RangeError ? "it is nested too deeply" : (error as Error).message;
-    throw new ValidationError("INVALID_PAYLOAD", `the payload cannot be serialised to JSON: ${reason}`);
+    throw new ValidationError("INVALID_PAYLOAD", `${what} cannot be serialised to JSON: ${reason}`);
   }
   if (text === undefined) {
-    throw new ValidationError("INVALID_PAYLOAD", "the payload must be a JSON value (got undefined or a function)");
+    throw new ValidationError("INVALID_PAYLOAD", `${what} must be a JSON value (got undefined or a function)`);
   }
   const bytes = Buffer.byteLength(text);
   if (bytes > maxBytes) {
     throw new ValidationError(
       "PAYLOAD_TOO_LARGE",
-      `the payload is ${bytes} bytes once serialised; the limit is ${maxBytes} (connect({ maxPayloadBytes }) changes it)`,
+      `${what} is ${bytes} bytes once serialised; the limit is ${maxBytes} (connect({ maxPayloadBytes }) changes it)`,
     );
   }
   assertJsonbCanHold(text);

@@ -44,7 +44,7 @@ test("inspect --json counts every state per queue", async () => {
   const a = out.queues.find((s) => s.queue === "inspect-a")!;
   assert.deepEqual({ ...a, oldestReadyAgeMs: undefined }, {
     queue: "inspect-a", ready: 3, scheduled: 1, running: 1, retrying: 1, dead: 2, oldestReadyAgeMs: undefined,
-    diedLastMinute: 2, completedLastMinute: null, failedLastMinute: null, estimated: [], paused: false,
+    diedLastMinute: 2, completedLastMinute: 0, failedLastMinute: 0, completedLastHour: 0, failedLastHour: 0, estimated: [], paused: false,
     limits: { concurrency: null, keyConcurrency: null, rateLimit: null, keyRateLimit: null },
   });
   assert.ok((a.oldestReadyAgeMs as number) >= 299_000 && (a.oldestReadyAgeMs as number) < 400_000);
@@ -52,8 +52,8 @@ test("inspect --json counts every state per queue", async () => {
 
   await q.setQueue("inspect-a", { concurrency: 5, rateLimit: { count: 50, perMs: 1000 } });
   const table = await pgq("inspect", "--queue", "inspect-a");
-  assert.match(table.stdout, /^QUEUE\s+READY\s+SCHEDULED\s+RUNNING\s+RETRYING\s+DEAD\s+OLDEST READY\s+DIED \(1 MIN\)\s+LIMITS\n/);
-  assert.match(table.stdout, /\ninspect-a\s+3\s+1\s+1\s+1\s+2\s+5m[0-5]\ds\s+2\s+5 running, 50\/1s\n/);
+  assert.match(table.stdout, /^QUEUE\s+READY\s+SCHEDULED\s+RUNNING\s+RETRYING\s+DEAD\s+OLDEST READY\s+DIED \(1 MIN\)\s+COMPLETED \(1 MIN \/ 1 H\)\s+FAILED \(1 MIN \/ 1 H\)\s+LIMITS\n/);
+  assert.match(table.stdout, /\ninspect-a\s+3\s+1\s+1\s+1\s+2\s+5m[0-5]\ds\s+2\s+0 \/ 0\s+0 \/ 0\s+5 running, 50\/1s\n/);
 });
 
 test("inspect estimates the counts past its bound on a large queue, and says which", async () => {

@@ -36,6 +36,12 @@ const calls: Record<string, (q: Queue) => unknown> = {
   resume: (q) => q.resume("entry"),
   queues: (q) => q.queues(),
   workers: (q) => q.workers(),
+  getJob: (q) => q.getJob("1"),
+  history: (q) => q.history(),
+  waitFor: (q) => q.waitFor("1", { timeoutMs: 1 }),
+  enqueueAndWait: (q) => q.enqueueAndWait("entry", {}, { timeoutMs: 1 }),
+  cancel: (q) => q.cancel("1"),
+  cancelQueue: (q) => q.cancelQueue("entry"),
 };
 
 /** Each entry point that takes options, called with `options` in their place. */
@@ -50,6 +56,9 @@ const withOptions: Record<string, (options: unknown) => unknown> = {
   "q.deadJobs.list()": (options) => q.deadJobs.list(options as pgq.ListDeadJobsOptions),
   "q.deadJobs.retry()": (options) => q.deadJobs.retry(options as pgq.DeadJobFilter),
   "q.deadJobs.purge()": (options) => q.deadJobs.purge(options as pgq.PurgeDeadJobsOptions),
+  "q.history()": (options) => q.history(options as pgq.HistoryOptions),
+  "q.waitFor()": (options) => q.waitFor("1", options as pgq.WaitOptions),
+  "q.enqueueAndWait()": (options) => q.enqueueAndWait("entry", {}, options as pgq.EnqueueAndWaitOptions),
 };
 
 /** Runs a call that may throw at once (work) or reject, and gives back what it failed with. */

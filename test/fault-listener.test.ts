@@ -8,7 +8,7 @@ import { pino } from "pino";
 import postgres from "postgres";
 import { connect, type Job, type JobContext } from "../src/index.js";
 import { Listener } from "../src/worker/listener.js";
-import { readyChannel } from "../src/db/schema.js";
+import { cancelChannel, readyChannel } from "../src/db/schema.js";
 import { tables } from "../src/db/tables.js";
 import { OwnPool } from "../src/db/own-pool.js";
 import { workerSettings } from "../src/worker/settings.js";
@@ -52,7 +52,7 @@ test("a half-open LISTEN connection is noticed by its probe and replaced; the jo
   const { log, lines, count } = capturedLogger();
   // Only the LISTEN connection goes through the proxy; the pool and the slots connect directly.
   const pool = new OwnPool(() => postgres(url, { max: 3, onnotice: () => {} }), log);
-  const listener = new Listener(proxy.url(url), readyChannel("pgq"), log);
+  const listener = new Listener(proxy.url(url), readyChannel("pgq"), log, cancelChannel("pgq"));
   // With a 10-minute poll, only a notification or the listener's "restored" starts a job soon.
   const settings = workerSettings("halfopen", recordEffect, { pollIntervalMs: 600_000 });
   const worker = new PgqWorker(settings, recordEffect, { pool, connection: url, listener, tables: tables(pool.sql, "pgq"), log });

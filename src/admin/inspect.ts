@@ -1,5 +1,6 @@
 // What `pgq inspect` and `q.stats()` show: per queue, jobs by state (src/job-state.ts), the age
-// of the oldest ready job, and the jobs that died in the last minute, read in bounded time
+// of the oldest ready job, the jobs that died in the last minute, and the jobs completed and
+// failed in the last minute and hour (pgq.history), read in bounded time
 // however large the tables are.
 //
 // Every count walks an index and stops after `exactUpTo` rows; a count that reaches the bound
@@ -23,7 +24,7 @@ export interface InspectOptions {
   exactUpTo?: number;
 }
 
-export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "dead" | "diedLastMinute";
+export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "dead" | "diedLastMinute" | "finished";
 
 export interface QueueInspection extends QueueStats {
   /** Jobs that moved to dead_jobs in the last minute. */
@@ -32,12 +33,11 @@ export interface QueueInspection extends QueueStats {
   paused: boolean;
   /** Its flow-control limits (q.setQueue()), null where none is set. */
   limits: QueueLimits;
-  /**
-   * Always null: a finished job leaves no row behind, so the schema cannot tell how many
-   * completed, nor how many attempts failed and were retried. `pgq work` counts them itself.
-   */
-  completedLastMinute: null;
-  failedLastMinute: null;
+  /** Jobs completed, and jobs that died (failed on their last attempt), in the last minute and hour, from pgq.history. */
+  completedLastMinute: number;
+  failedLastMinute: number;
+  completedLastHour: number;
+  failedLastHour: number;
   /** The counts above that are estimates rather than exact. */
   estimated: InspectedState[];
 }
@@ -73,6 +73,14 @@ interface Row {
   running: number;
   dead: number;
   died_last_minute: number;
+  completed_minute: number;
+  failed_minute: number;
+  completed_hour: number;
+  failed_hour: number;
+  /** History rows read: the last hour's, newest first, up to the bound. */
+  finished_read: number;
+  /** Ms between now and the oldest history row read. */
+  finished_span_ms: number | null;
   paused: boolean;
   limits: { concurrency: number | null; key_concurrency: number | null; rate_count: number | null; rate_per_ms: number | null;
             key_rate_count: number | null; key_rate_per_ms: number | null } | null;
@@ -129,6 +137,8 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
         (select count(*) from (
            select from ${t.deadJobs} d where d.queue = q.queue and d.died_at > now() - interval '1 minute'
            order by d.queue, d.died_at limit ${cap}) c)::int as died_last_minute,
+        finished.completed_minute, finished.failed_minute, finished.completed_hour, finished.failed_hour,
+        finished.n as finished_read, finished.span_ms as finished_span_ms,
         exists (select from ${t.queues} s where s.queue = q.queue and s.paused) as paused,
         (select json_build_object('concurrency', s.concurrency, 'key_concurrency', s.key_concurrency,
                                   'rate_count', s.rate_count, 'rate_per_ms', s.rate_per_ms,
@@ -160,6 +170,21 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
           where j.queue = q.queue and j.group_key is not null
           order by j.queue, j.group_key, j.id limit ${cap}) g
       ) grouped
+      -- The last hour of pgq.history, newest first along history_queue (merged across partitions,
+      -- read from the index alone), stopped at the bound: past it the hour is extrapolated from
+      -- the span the rows read cover.
+      cross join lateral (
+        select count(*)::int as n,
+               (count(*) filter (where h.state = 'completed' and h.finished_at > now() - interval '1 minute'))::int as completed_minute,
+               (count(*) filter (where h.state = 'dead' and h.finished_at > now() - interval '1 minute'))::int as failed_minute,
+               (count(*) filter (where h.state = 'completed'))::int as completed_hour,
+               (count(*) filter (where h.state = 'dead'))::int as failed_hour,
+               round(extract(epoch from now() - min(h.finished_at)) * 1000)::float8 as span_ms
+        from (
+          select h.state, h.finished_at from ${t.history} h
+          where h.queue = q.queue and h.finished_at > now() - interval '1 hour'
+          order by h.finished_at desc limit ${cap}) h
+      ) finished
       order by q.queue`;
     const queues = await Promise.all(rows.map((row) => withEstimates(tx, t, row, cap)));
     return { at: rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now, exactUpTo, queues };
@@ -175,10 +200,12 @@ function allQueues(tx: TransactionSql, t: Tables) {
     ${skipScan(tx, "queued_queues", t.jobs, tx.unsafe(QUEUED))}
     ${skipScan(tx, "grouped_queues", t.jobs, tx`j.group_key is not null`)}
     ${skipScan(tx, "dead_queues", t.deadJobs, tx`true`)}
+    ${skipScan(tx, "finished_queues", t.history, tx`true`)}
     queues(queue) as (
       select queue from queued_queues where queue is not null
       union select queue from grouped_queues where queue is not null
       union select queue from dead_queues where queue is not null
+      union select queue from finished_queues where queue is not null
       union select j.queue from ${t.jobs} j where ${tx.unsafe(RUNNING)}
     ),`;
 }
@@ -229,9 +256,28 @@ async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: numbe
       rateLimit: rateOf(row.limits?.rate_count, row.limits?.rate_per_ms),
       keyRateLimit: rateOf(row.limits?.key_rate_count, row.limits?.key_rate_per_ms),
     },
-    completedLastMinute: null,
-    failedLastMinute: null,
-    estimated: (["ready", "scheduled", "running", "retrying", "dead", "diedLastMinute"] as const).filter((s) => estimated.includes(s)),
+    ...finishedCounts(row, cap, estimated),
+    estimated: (["ready", "scheduled", "running", "retrying", "dead", "diedLastMinute", "finished"] as const).filter((s) => estimated.includes(s)),
+  };
+}
+
+/**
+ * The last minute's and hour's counts. When the bound stopped the walk, the rows read cover the
+ * most recent part of the hour only: each count is scaled up to the window by that span, on the
+ * assumption that the rate held, and flagged as an estimate.
+ */
+function finishedCounts(row: Row, cap: number, estimated: InspectedState[]) {
+  const counts = { completedLastMinute: row.completed_minute, failedLastMinute: row.failed_minute,
+    completedLastHour: row.completed_hour, failedLastHour: row.failed_hour };
+  if (row.finished_read < cap || row.finished_span_ms === null) return counts;
+  estimated.push("finished");
+  const span = Math.max(1, row.finished_span_ms);
+  const scale = (n: number, windowMs: number) => (span >= windowMs ? n : Math.round((n * windowMs) / span));
+  return {
+    completedLastMinute: scale(counts.completedLastMinute, 60_000),
+    failedLastMinute: scale(counts.failedLastMinute, 60_000),
+    completedLastHour: scale(counts.completedLastHour, 3_600_000),
+    failedLastHour: scale(counts.failedLastHour, 3_600_000),
   };
 }
 

@@ -58,15 +58,17 @@ export function renderInspection(inspection: Inspection): string {
       n(s.dead, est("dead")),
       age(s.oldestReadyAgeMs),
       n(s.diedLastMinute, est("diedLastMinute")),
+      `${n(s.completedLastMinute, est("finished"))} / ${n(s.completedLastHour, est("finished"))}`,
+      `${n(s.failedLastMinute, est("finished"))} / ${n(s.failedLastHour, est("finished"))}`,
       limits(s.limits),
     ];
   });
   const lines = [
-    table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "RETRYING", "DEAD", "OLDEST READY", "DIED (1 MIN)", "LIMITS"], rows),
+    table(["QUEUE", "READY", "SCHEDULED", "RUNNING", "RETRYING", "DEAD", "OLDEST READY", "DIED (1 MIN)", "COMPLETED (1 MIN / 1 H)", "FAILED (1 MIN / 1 H)", "LIMITS"], rows),
     "",
   ];
-  if (anyEstimate) lines.push(`~ estimated from table statistics: exact counts stop at ${count(inspection.exactUpTo)}`);
-  lines.push("completed and failed attempts are not kept by the schema (finished jobs are deleted): `pgq work` shows them live");
+  if (anyEstimate) lines.push(`~ estimated (from table statistics, or the recent rate for history): exact counts stop at ${count(inspection.exactUpTo)}`);
+  lines.push("completed and failed count finished jobs in pgq.history (failed: died on their last attempt); retried attempts show live in `pgq work`");
   return lines.join("\n");
 }
 

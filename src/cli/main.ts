@@ -9,6 +9,7 @@ import { demoCommand } from "./demo.js";
 import { enqueueCommand } from "./enqueue.js";
 import { describeError, exitCodeFor } from "./errors.js";
 import { inspectCommand } from "./inspect.js";
+import { cancelCommand, finalState, historyCommand, jobCommand } from "./jobs.js";
 import { migrateCommand } from "./migrate.js";
 import { durationOrDefault, limitOrNone, pauseCommand, queueListCommand, queueSetCommand, rateOrNone } from "./queues.js";
 import { scheduleAddCommand, scheduleListCommand, scheduleRemoveCommand } from "./schedule.js";
@@ -150,6 +151,29 @@ queueCommand
   .description("every queue with settings of its own")
   .option("--json", "machine-readable output")
   .action((options, command: Command) => queueListCommand(options, globals(command)));
+program
+  .command("job")
+  .description("one job wherever it is (waiting, running, history, dead), with its state and timeline")
+  .argument("<id>", "the job's id", (value: string) => jobId(value)[0]!)
+  .option("--json", "machine-readable output")
+  .action((id: string, options, command: Command) => jobCommand(id, options, globals(command)));
+
+program
+  .command("history")
+  .description("recently finished jobs, newest first: completed, dead, cancelled, expired")
+  .option("--queue <name>", "only this queue")
+  .option("--state <state>", "only jobs that ended so: completed, dead, cancelled or expired", finalState)
+  .option("--since <duration>", "finished within this long, e.g. 15m, 1h, 2d", duration({ bareMs: false }), 3_600_000)
+  .option("--limit <n>", "how many", integer(1, 10_000), 100)
+  .option("--json", "machine-readable output, with payloads, results and errors")
+  .action((options, command: Command) => historyCommand(options, globals(command)));
+
+program
+  .command("cancel")
+  .description("cancel jobs: a waiting job never runs, a running one's ctx.signal aborts and nothing it does after counts")
+  .argument("[ids...]", "the jobs' ids", (value: string, previous: string[] | undefined) => jobId(value, previous ?? []))
+  .option("--queue <name>", "every job of this queue instead, waiting or running")
+  .action((ids: string[], options, command: Command) => cancelCommand(ids, options, globals(command)));
 
 program
   .command("dashboard")

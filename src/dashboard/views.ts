@@ -61,7 +61,7 @@ export function overviewFragment(v: View, d: OverviewData): Html {
   const warnings = overviewWarnings(d);
   const empty: QueueInspection = {
     queue: "", ready: 0, scheduled: 0, running: 0, retrying: 0, dead: 0, oldestReadyAgeMs: null, diedLastMinute: 0,
-    paused: false, completedLastMinute: null, failedLastMinute: null, estimated: [],
+    paused: false, completedLastMinute: 0, failedLastMinute: 0, completedLastHour: 0, failedLastHour: 0, estimated: [],
     limits: { concurrency: null, keyConcurrency: null, rateLimit: null, keyRateLimit: null },
   };
   const rows = [...d.inspection.queues, ...d.extraQueues.map((e) => ({ ...empty, ...e }))].sort((a, b) => (a.queue < b.queue ? -1 : 1));

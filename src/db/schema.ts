@@ -21,3 +21,13 @@ export function quoteIdent(name: string): string {
 export function readyChannel(schema: string): string {
   return `${schema}_jobs`;
 }
+
+/** The channel every statement that finishes jobs notifies with their ids, for q.waitFor(). */
+export function finishedChannel(schema: string): string {
+  return `${schema}_finished`;
+}
+
+/** The channel q.cancel() notifies with the ids of running jobs, for their workers to abort them. */
+export function cancelChannel(schema: string): string {
+  return `${schema}_cancel`;
+}

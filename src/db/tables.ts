@@ -13,6 +13,7 @@ export interface Tables {
   claimBudget: Helper<string>;
   keyHasRoom: Helper<string>;
   recordStarts: Helper<string>;
+  history: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -27,5 +28,6 @@ export function tables(sql: Sql, schema: string): Tables {
     claimBudget: sql(`${schema}.claim_budget`),
     keyHasRoom: sql(`${schema}.key_has_room`),
     recordStarts: sql(`${schema}.record_starts`),
+    history: sql(`${schema}.history`),
   };
 }

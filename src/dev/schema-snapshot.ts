@@ -75,6 +75,9 @@ async function tables(tx: TransactionSql, schema: string): Promise<string[]> {
   const rows = await tx<{ oid: number; name: string; options: string[] | null; unlogged: boolean }[]>`
     select c.oid, c.oid::regclass::text as name, c.reloptions as options, c.relpersistence = 'u' as unlogged
     from pg_class c where c.relnamespace = ${schema}::regnamespace and c.relkind in ('r', 'p')
+      -- pgq.history's daily partitions come and go with the calendar (src/sql/history.ts); its
+      -- default partition is the migrations'.
+      and (not c.relispartition or exists (select from pg_partitioned_table p where p.partdefid = c.oid))
     order by c.oid::regclass::text collate "C"`;
   const out: string[] = [];
   for (const table of rows) {

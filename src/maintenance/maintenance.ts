@@ -5,6 +5,9 @@
 //            lapsed (their worker died, hung, or sits behind a pooler), are failed and made claimable
 //   forget   rows of pgq.workers whose worker is long dead
 //   cron     due schedule ticks become jobs (scheduler.ts)
+//   expire   waiting jobs past their expiry are finished as expired (sql/expire.ts)
+//   history  the partitions of pgq.history for the days ahead are made, and the past ones
+//            dropped whole: that is retention (sql/history.ts)
 //
 // Every task is safe to run in many processes at once: the statements are fenced in the
 // database, so running them in each process only adds promptness, never duplicates.
@@ -14,6 +17,8 @@ import type { Logger } from "pino";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import type { Tables } from "../db/tables.js";
+import { expireJobs } from "../sql/expire.js";
+import { maintainHistory } from "../sql/history.js";
 import { findLostWorkers, rescueLapsedLeases, rescueLostWorkers } from "../sql/rescue.js";
 import { forgetDeadWorkers } from "../sql/workers.js";
 import type { Marker } from "../worker/marker.js";
@@ -34,6 +39,10 @@ const LOST_CONFIRM_MS = 500;
 /** After this client's own marker was lost, the database may have dropped every session: lease expiry only for a while. */
 const OWN_LOSS_GRACE_MS = 10_000;
 const FORGET_EVERY_MS = 60_000;
+/** An expired job is one the claim steps over until it is finished: not for long. */
+const EXPIRE_EVERY_MS = 1_000;
+/** Partitions are made days ahead: looking every few minutes is plenty. */
+const HISTORY_EVERY_MS = 5 * 60_000;
 
 interface MaintenanceEvents {
   /** Jobs were made claimable again: workers should claim now rather than at their poll. */
@@ -48,6 +57,8 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private nextRescueAt = 0;
   private nextLostCheckAt = 0;
   private nextForgetAt = 0;
+  private nextExpireAt = 0;
+  private nextHistoryAt = 0;
   /** Workers seen without their marker, by name: the key they had, and when they were first seen so. */
   private suspects = new Map<string, { key: number; since: number }>();
 
@@ -85,11 +96,35 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
       await this.rescue();
     }
     await this.scheduler.runIfDue();
+    if (performance.now() >= this.nextExpireAt) {
+      this.nextExpireAt = performance.now() + EXPIRE_EVERY_MS;
+      await this.task("finishing expired jobs", async () => {
+        const expired = await expireJobs(this.pool.sql, this.tables);
+        if (expired > 0) this.log.info({ jobs: expired }, "finished jobs that expired before any worker started them");
+      });
+    }
+    if (performance.now() >= this.nextHistoryAt) {
+      this.nextHistoryAt = performance.now() + HISTORY_EVERY_MS;
+      await this.task("maintaining history partitions", async () => {
+        const { created, dropped } = await maintainHistory(this.pool.sql, this.tables);
+        if (created.length > 0 || dropped.length > 0) this.log.info({ created, dropped }, "history partitions made ahead, and past ones dropped");
+      });
+    }
     if (performance.now() >= this.nextForgetAt) {
       this.nextForgetAt = performance.now() + FORGET_EVERY_MS;
       await bounded(forgetDeadWorkers(this.pool.sql, this.tables), STATEMENT_BOUND_MS, "forgetting dead workers").catch((error: unknown) =>
         this.log.debug({ err: error }, "forgetting dead workers failed"),
       );
+    }
+  }
+
+  /** Runs one task, bounded; a failure waits for the task's next turn. */
+  private async task(what: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await bounded(run(), STATEMENT_BOUND_MS, what);
+    } catch (error) {
+      this.log.debug({ err: error }, `${what} failed`);
+      this.pool.recoverFrom(error);
     }
   }
 

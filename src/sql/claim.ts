@@ -73,6 +73,10 @@ export interface ClaimRequest {
  * when one of ours finishes) or `next_slot_ms` (the rate window is full until then), so that
  * workers sleep instead of spinning.
  *
+ * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
+ * out: the claim steps over it, and maintenance finishes it as expired (src/sql/expire.ts). The
+ * queue's ttl is read once per queue, with its budget, and bounds run_at from below in the index.
+ *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
  * need it. If the server crashes before the WAL writer flushes it (within a few hundred ms), the
@@ -86,7 +90,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
       select q.name, b.granted, b.at_limit, b.next_slot_ms, b.admitted_at,
-             s.rate_per_ms, s.key_rate_count, s.key_rate_per_ms
+             s.rate_per_ms, s.key_rate_count, s.key_rate_per_ms, s.ttl_ms
       from no_flush_wait, unnest(${request.queues}::text[]) as q(name)
       left join ${t.queues} s on s.queue = q.name
       cross join lateral (
@@ -108,6 +112,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
         select j.id, j.priority, j.run_at
         from ${t.jobs} j
         where j.queue = budget.name and ${sql.unsafe(READY)}
+          and (j.expires_at is null or j.expires_at > now())
+          and j.run_at >= coalesce(now() - budget.ttl_ms::double precision * interval '1 millisecond', '-infinity')
           -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
           and (budget.key_rate_per_ms is null or j.group_key is null
                or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
@@ -123,7 +129,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       set attempts     = j.attempts + 1,
           locked_by    = ${request.worker},
           locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
-          lease_token  = gen_random_uuid()
+          lease_token  = gen_random_uuid(),
+          started_at   = coalesce(j.started_at, now())
       from claimable
       where j.id = claimable.id
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key,

@@ -1,8 +1,10 @@
-// Completion: a finished job leaves pgq.jobs. Both statements are fenced by the lease token,
-// so a worker whose lease was lost (and whose job may have been claimed again) cannot
-// complete it.
+// Completion: a finished job leaves pgq.jobs for pgq.history, with its result, and its waiters
+// are notified, all in one statement. Both statements are fenced by the lease token, so a
+// worker whose lease was lost (and whose job may have been claimed again, or was cancelled)
+// cannot complete it.
 import type { Sql, TransactionSql } from "postgres";
 import type { Tables } from "../db/tables.js";
+import { notifyFinished, recordHistory } from "./history.js";
 
 /**
  * Transaction mode: the completion, inside the handler's transaction, so that the handler's
@@ -13,10 +15,15 @@ import type { Tables } from "../db/tables.js";
  * rolls it back. Resolves to false if the lease was lost. The caller awaits it once the COMMIT
  * has returned, and must: any other error means that the COMMIT rolled back.
  */
-export function completeInTransaction(tx: TransactionSql, t: Tables, id: string, token: string): Promise<boolean> {
+export function completeInTransaction(tx: TransactionSql, t: Tables, id: string, token: string, result: string | null): Promise<boolean> {
+  const sql = tx as unknown as Sql;
   const completed = tx`
-    with done as (delete from ${t.jobs} where id = ${id} and lease_token = ${token} returning 1)
-    select 1 / count(*) from done`
+    with done as (
+      delete from ${t.jobs} where id = ${id} and lease_token = ${token}
+      returning *, 'completed'::text as state, ${result}::text::jsonb as result
+    ), recorded as (${recordHistory(sql, t, "done")}),
+    notified as (${notifyFinished(sql, t, "done")})
+    select 1 / count(*), (select count(*) from notified) from done`
     .execute()
     .then(
       () => true,
@@ -34,11 +41,15 @@ export function completeInTransaction(tx: TransactionSql, t: Tables, id: string,
 const LEASE_LOST = "22012";
 
 /** Lease mode: many completions in one statement. Returns the ids that were still held. */
-export async function completeJobs(sql: Sql, t: Tables, ids: string[], tokens: string[]): Promise<Set<string>> {
+export async function completeJobs(sql: Sql, t: Tables, ids: string[], tokens: string[], results: (string | null)[]): Promise<Set<string>> {
   const rows = await sql<{ id: string }[]>`
-    delete from ${t.jobs} j
-    using unnest(${ids}::bigint[], ${tokens}::uuid[]) as done(id, token)
-    where j.id = done.id and j.lease_token = done.token
-    returning j.id`;
+    with done as (
+      delete from ${t.jobs} j
+      using unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as done(id, token, result)
+      where j.id = done.id and j.lease_token = done.token
+      returning j.*, 'completed'::text as state, done.result::jsonb as result
+    ), recorded as (${recordHistory(sql, t, "done")}),
+    notified as (${notifyFinished(sql, t, "done")})
+    select d.id from done d where (select count(*) from notified) >= 0`;
   return new Set(rows.map((r) => r.id));
 }

@@ -3,6 +3,7 @@
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 import { jsonbText, type ErrorRecord } from "../error-record.js";
+import { notifyFinished, recordHistory } from "./history.js";
 import { heldWorkerLocks } from "./workers.js";
 
 export interface Failure {
@@ -38,7 +39,9 @@ const LAST_ERROR_CHARS = 8000;
  * marker to be absent still (both checked here, in the same statement), so a worker that
  * renewed in time, or took its marker again, keeps its job. FOR UPDATE makes PostgreSQL re-check the fence on the
  * newest row version if another transaction changed the job in the meantime.
- * A job whose lease was lost is simply missing from the result.
+ * A job whose lease was lost is simply missing from the result. A dead job is also recorded in
+ * pgq.history (its queue's retention permitting), where getJob() and the history find it
+ * after dead_jobs is purged, and its waiters are told.
  */
 export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: FailFence = "token"): Promise<FailureOutcome[]> {
   if (failures.length === 0) return [];
@@ -82,18 +85,22 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
       delete from ${t.jobs} j
       using failed
       where j.id = failed.id and not failed.will_retry
-      returning j.*, failed.error as final_error, failed.history
+      returning j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.backoff_base_ms,
+                j.backoff_max_ms, j.timeout_ms, j.dedupe_key, j.group_key, j.created_at, j.started_at,
+                j.locked_by, j.progress, j.trace_context, failed.error as last_error, failed.history as errors,
+                'dead'::text as state, null::jsonb as result
     ), dead as (
       insert into ${t.deadJobs} (id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
                                  backoff_max_ms, timeout_ms, dedupe_key, group_key, last_error, errors, created_at,
                                  trace_context)
       select id, queue, payload, priority, attempts, max_attempts, backoff_base_ms,
-             backoff_max_ms, timeout_ms, dedupe_key, group_key, final_error, history, created_at,
+             backoff_max_ms, timeout_ms, dedupe_key, group_key, last_error, errors, created_at,
              trace_context
       from buried
       returning id
-    )
+    ), recorded as (${recordHistory(sql, t, "buried")}),
+    notified as (${notifyFinished(sql, t, "buried")})
     select id, 'retrying' as outcome from retried
     union all
-    select id, 'dead' from dead`;
+    select id, 'dead' from dead where (select count(*) from notified) >= 0`;
 }

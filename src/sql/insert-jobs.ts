@@ -23,6 +23,10 @@ export interface JobSettings {
   groupKey: string | null;
   /** A W3C traceparent: the enqueuer's span, which the job's process spans continue (telemetry/tracing.ts). */
   traceContext: string | null;
+  /** null: none, unless ttlMs. */
+  expiresAt: Date | null;
+  /** Expires this long after run_at. */
+  ttlMs: number | null;
 }
 
 export interface JobRows {
@@ -44,13 +48,14 @@ export interface JobRows {
  */
 export function insertNewJobs(schema: string, rows: JobRows): Fragment {
   const s = rows.settings;
+  const runAt = sqlText`coalesce(${s.runAt}::timestamptz, now() + ${s.delayMs}::double precision * interval '1 millisecond')`;
   return sqlText`
     insert into ${qualified(schema, "jobs")} (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
-                                              backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context)
-    select ${rows.queue}, ${rows.payload}, ${s.priority}::integer,
-           coalesce(${s.runAt}::timestamptz, now() + ${s.delayMs}::double precision * interval '1 millisecond'),
+                                              backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context, expires_at)
+    select ${rows.queue}, ${rows.payload}, ${s.priority}::integer, ${runAt},
            ${s.maxAttempts}::integer, ${s.backoffBaseMs}::integer, ${s.backoffMaxMs}::integer, ${s.timeoutMs}::integer,
-           ${s.dedupeKey}::text, ${s.groupKey}::text, ${s.traceContext}::text
+           ${s.dedupeKey}::text, ${s.groupKey}::text, ${s.traceContext}::text,
+           coalesce(${s.expiresAt}::timestamptz, ${runAt} + ${s.ttlMs}::double precision * interval '1 millisecond')
     ${rows.from ?? EMPTY}
     ${s.dedupeKey === null ? EMPTY : sqlText`on conflict (queue, dedupe_key) where dedupe_key is not null do nothing`}`;
 }

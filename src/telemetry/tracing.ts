@@ -19,7 +19,7 @@ import type { ProcessingMode } from "../types.js";
 const tracer = trace.getTracer("pgq");
 
 /** How an attempt ended, as the span's pgq.job.outcome (unrecorded: failed, and the database could not be told). */
-export type AttemptOutcome = "completed" | "retrying" | "dead" | "lease-lost" | "unrecorded" | "released";
+export type AttemptOutcome = "completed" | "retrying" | "dead" | "lease-lost" | "unrecorded" | "released" | "cancelled";
 
 /**
  * Runs `send` (an insert of `count` jobs into `destination`, a queue or a published topic) in a

@@ -6,7 +6,7 @@ import type { WorkerEvents } from "../worker/events.js";
 import { claimErrors, claims, databaseOutages, jobCounters, jobDuration, jobWait, observedWorkers, type ObservedWorker } from "./metrics.js";
 
 type Labels = "queue" | "mode";
-type QueueSeries = Record<"started" | "completed" | "failed" | "dead" | "leaseLost", Counter.Internal> & {
+type QueueSeries = Record<"started" | "completed" | "failed" | "dead" | "leaseLost" | "cancelled", Counter.Internal> & {
   wait: Histogram.Internal<Labels>;
   duration: (outcome: string) => Histogram.Internal<Labels | "outcome">;
 };
@@ -27,6 +27,7 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
         failed: jobCounters.failed.labels(labels),
         dead: jobCounters.dead.labels(labels),
         leaseLost: jobCounters.leaseLost.labels(labels),
+        cancelled: jobCounters.cancelled.labels(labels),
         wait: jobWait.labels(labels),
         duration: (outcome) => {
           let d = durations.get(outcome);
@@ -35,7 +36,7 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
         },
       };
       // At 0 from the queue's first job, so that increase() sees the first failure too.
-      for (const counter of [series.started, series.completed, series.failed, series.dead, series.leaseLost]) counter.inc(0);
+      for (const counter of [series.started, series.completed, series.failed, series.dead, series.leaseLost, series.cancelled]) counter.inc(0);
       queues.set(queue, series);
     }
     return series;
@@ -60,6 +61,7 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
     s.leaseLost.inc();
     s.duration("lease-lost").observe(ms / 1000);
   });
+  worker.on("cancelled", (job) => of(job.queue).cancelled.inc());
   const claimsOfMode = claims.labels({ mode });
   const claimErrorsOfMode = claimErrors.labels({ mode });
   claimErrorsOfMode.inc(0);

@@ -27,7 +27,7 @@ interface Pending<In, Out> {
 }
 
 export class Completer {
-  private completions: Pending<{ id: string; token: string }, boolean>[] = [];
+  private completions: Pending<{ id: string; token: string; result: string | null }, boolean>[] = [];
   private failures: Pending<Failure, FailureOutcome | undefined>[] = [];
   private flushing: Promise<void> | undefined;
 
@@ -38,9 +38,9 @@ export class Completer {
     private readonly untilMarked: () => Promise<void>,
   ) {}
 
-  /** Deletes a finished job; false if its lease was lost (another worker has it now). */
-  complete(id: string, token: string): Promise<boolean> {
-    return this.queue(this.completions, { id, token });
+  /** Moves a finished job to history with its result (serialised JSON); false if its lease was lost. */
+  complete(id: string, token: string, result: string | null): Promise<boolean> {
+    return this.queue(this.completions, { id, token, result });
   }
 
   /**
@@ -98,7 +98,7 @@ export class Completer {
     while (this.completions.length > 0 || this.failures.length > 0) {
       await this.untilMarked();
       await this.send(this.completions.splice(0, BATCH), "completing jobs", async (batch) => {
-        const done = await completeJobs(this.pool.sql, this.tables, batch.map((b) => b.id), batch.map((b) => b.token));
+        const done = await completeJobs(this.pool.sql, this.tables, batch.map((b) => b.id), batch.map((b) => b.token), batch.map((b) => b.result));
         return batch.map((b) => done.has(b.id));
       });
       await this.send(this.failures.splice(0, BATCH), "recording failed attempts", async (batch) => {

@@ -16,5 +16,7 @@ export interface WorkerEvents {
   failed: [job: Job, error: unknown, outcome: FailedOutcome, ms: number];
   /** The job's lease lapsed and it was taken back: its result, or its failure, was discarded. */
   "lease-lost": [job: Job, ms: number];
+  /** q.cancel() took the job while it ran: it was aborted, and nothing it did after that counts. */
+  cancelled: [job: Job];
   stopped: [];
 }

@@ -14,12 +14,14 @@ import type { OwnPool } from "../db/own-pool.js";
 import { isDatabaseOutage } from "../db/outage.js";
 import type { Tables } from "../db/tables.js";
 import { errorRecord } from "../error-record.js";
-import { JobTimeoutError, LeaseLostError, WorkerStoppedError } from "../errors.js";
+import { JobCancelledError, JobTimeoutError, LeaseLostError, WorkerStoppedError } from "../errors.js";
 import { retryDelayMs } from "../retry-policy.js";
 import type { ClaimedJob } from "../sql/claim.js";
 import { completeInTransaction } from "../sql/complete.js";
+import { recordProgress } from "../sql/progress.js";
 import { ProcessSpan, type AttemptOutcome } from "../telemetry/tracing.js";
-import type { Job } from "../types.js";
+import type { Job, JobContext } from "../types.js";
+import { serializePayload } from "../validate.js";
 import type { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
 import { handlerFor, type Handlers, type WorkerSettings } from "./settings.js";
@@ -42,7 +44,12 @@ export interface ExecutorDeps {
   freeSlot: (id: string) => void;
   /** A failed job retries in `ms`. */
   retryIn: (ms: number) => void;
+  /** The largest result a handler may return, serialised: the client's maxPayloadBytes. */
+  maxResultBytes: number;
 }
+
+/** ctx.progress() keeps a small value: it is rewritten on the job's row at every call. */
+const MAX_PROGRESS_BYTES = 4096;
 
 export class Executor {
   constructor(private readonly deps: ExecutorDeps) {}
@@ -84,11 +91,12 @@ export class Executor {
     };
     signal.addEventListener("abort", cancel, { once: true });
     const transaction = connection.transaction(async (tx) => {
-      await untilAborted(() => handler(job, { sql: tx, signal, log }), signal);
+      const value = await untilAborted(() => handler(job, this.context(entry, tx, log)), signal);
+      const result = this.resultText(value);
       entry.finishing = true;
       await this.deps.untilMarked();
       // Not awaited here: the completion travels with the COMMIT (sql/complete.ts).
-      return { completed: completeInTransaction(tx, tables, job.id, entry.claimed.lease_token) };
+      return { completed: completeInTransaction(tx, tables, job.id, entry.claimed.lease_token, result) };
     });
     void transaction
       .finally(() => {
@@ -103,15 +111,39 @@ export class Executor {
   private async underLease(entry: Running, job: Job, log: Logger): Promise<void> {
     const { signal } = entry.controller;
     const handler = handlerFor(this.deps.handlers, job.queue);
-    await untilAborted(() => handler(job, { sql: this.deps.pool.sql, signal, log }), signal);
+    const value = await untilAborted(() => handler(job, this.context(entry, this.deps.pool.sql, log)), signal);
+    const result = this.resultText(value);
     entry.finishing = true;
     this.deps.freeSlot(job.id);
-    if (!(await this.deps.completer.complete(job.id, entry.claimed.lease_token))) throw new LeaseLostError(job.id);
+    if (!(await this.deps.completer.complete(job.id, entry.claimed.lease_token, result))) throw new LeaseLostError(job.id);
+  }
+
+  private context(entry: Running, sql: JobContext["sql"], log: Logger): JobContext {
+    const { id, lease_token: token } = entry.claimed;
+    return {
+      sql,
+      signal: entry.controller.signal,
+      log,
+      progress: async (value) => {
+        const text = serializePayload(value, MAX_PROGRESS_BYTES, "the progress value");
+        if (!(await recordProgress(this.deps.pool.sql, this.deps.tables, id, token, text))) throw new LeaseLostError(id);
+      },
+    };
+  }
+
+  /** What the handler returned, as the JSON text stored as the job's result; a bad one fails the attempt. */
+  private resultText(value: unknown): string | null {
+    return value === undefined ? null : serializePayload(value, this.deps.maxResultBytes, "the handler's result");
   }
 
   private async failed(entry: Running, job: Job, error: unknown, log: Logger, started: number): Promise<AttemptOutcome> {
     const { completer, events, settings } = this.deps;
     const { claimed } = entry;
+    if (entry.controller.signal.reason instanceof JobCancelledError) {
+      log.info("job cancelled while it ran; nothing it did after that was kept");
+      events.emit("cancelled", job);
+      return "cancelled";
+    }
     if (error instanceof LeaseLostError) return this.leaseLost(job, error, log, started, "lost the job's lease; its result was discarded");
     if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
       await completer.release([claimed], log);

@@ -32,6 +32,8 @@ const PROBE_TIMEOUT_MS = 5_000;
 
 interface ListenerEvents {
   notify: [payload: string];
+  /** Ids of running jobs q.cancel() took, comma-separated. */
+  cancel: [payload: string];
   lost: [];
   restored: [];
 }
@@ -64,6 +66,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
     private readonly connection: ConnectionSource,
     private readonly channel: string,
     private readonly log: Logger,
+    /** Where q.cancel() announces running jobs it took (db/schema.ts cancelChannel). */
+    private readonly cancelChannel: string,
   ) {
     super();
   }
@@ -104,6 +108,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
       onnotify: (ch: string, payload: string) => {
         if (sql !== this.sql) return;
         if (ch === this.channel) this.emit("notify", payload);
+        else if (ch === this.cancelChannel) this.emit("cancel", payload);
         else if (ch === this.probeChannel) this.probeHeard(Number(payload));
       },
       onclose: () => {
@@ -112,6 +117,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
     } as never);
     this.sql = sql;
     await bounded(sql.unsafe(`listen ${quoteIdent(this.channel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
+    await bounded(sql.unsafe(`listen ${quoteIdent(this.cancelChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     await bounded(sql.unsafe(`listen ${quoteIdent(this.probeChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     this.listening = true;
   }

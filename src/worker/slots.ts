@@ -81,6 +81,13 @@ export class Slots {
     return this.waiting.splice(0).map((w) => w.claimed);
   }
 
+  /** A job q.cancel() took (its row is already gone): aborted if it runs, dropped if it waits. */
+  cancel(id: string, reason: Error): void {
+    const running = this.running.get(id);
+    if (running && !running.finishing) running.controller.abort(reason);
+    this.waiting = this.waiting.filter((w) => w.claimed.id !== id);
+  }
+
   abortRunning(reason: Error): void {
     for (const r of this.running.values()) if (!r.finishing) r.controller.abort(reason);
   }

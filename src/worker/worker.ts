@@ -17,7 +17,7 @@ import type { ConnectionSource } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import type { Tables } from "../db/tables.js";
 import { assertOptionsObject } from "../entry-checks.js";
-import { WorkerStoppedError } from "../errors.js";
+import { JobCancelledError, WorkerStoppedError } from "../errors.js";
 import type { ClaimedJob } from "../sql/claim.js";
 import { observeWorker } from "../telemetry/worker-metrics.js";
 import type { ProcessingMode, StopOptions, Worker } from "../types.js";
@@ -46,6 +46,8 @@ export interface WorkerDeps {
   pooled?: boolean;
   tables: Tables;
   log: Logger;
+  /** The largest result a handler may return (the client's maxPayloadBytes). */
+  maxResultBytes: number;
 }
 
 export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
@@ -87,6 +89,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       events: this,
       freeSlot: (id) => this.freeSlot(id),
       retryIn: (ms) => this.wakeUp.in(ms),
+      maxResultBytes: deps.maxResultBytes,
     });
     this.fetchLoop = new FetchLoop({
       settings, pool, tables, log,
@@ -122,6 +125,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
         else this.wakeUp.now();
       });
       listener.on("restored", () => this.wakeUp.now());
+      // Without a listener, a cancelled job is aborted at the next renewal, which finds its row gone.
+      listener.on("cancel", (payload) => {
+        for (const id of payload.split(",")) this.slots.cancel(id, new JobCancelledError(id));
+      });
       await listener.start({ notifyVia: pool, pollIntervalMs: this.settings.pollIntervalMs });
     }
     this.heartbeat = setInterval(this.renewNow, heartbeatMs(this.settings.leaseMs));
