@@ -1,5 +1,6 @@
 // pgq inspect [--json] [--watch] [--queue Q]
 import type { Inspection, QueueLimits } from "../admin/inspect.js";
+import type { WorkerInfo } from "../admin/workers.js";
 import type { RateLimit, Subscription } from "../types.js";
 import { age, count, table } from "./format.js";
 import { createLogger, withSession, type GlobalOptions } from "./session.js";
@@ -16,10 +17,10 @@ export async function inspectCommand(options: InspectCommandOptions, globals: Gl
   const log = createLogger(globals, "warn");
   await withSession(globals, log, async ({ q }) => {
     const show = async () => {
-      const [inspection, subscriptions] = await Promise.all([q.inspect({ queue: options.queue }), q.subscriptions()]);
+      const [inspection, subscriptions, workers] = await Promise.all([q.inspect({ queue: options.queue }), q.subscriptions(), q.workers()]);
       return options.json
-        ? JSON.stringify({ ...inspection, subscriptions })
-        : `${renderInspection(inspection)}\n\n${renderSubscriptions(subscriptions)}`;
+        ? JSON.stringify({ ...inspection, subscriptions, workers })
+        : `${renderInspection(inspection)}\n\n${renderWorkers(workers)}\n\n${renderSubscriptions(subscriptions)}`;
     };
     if (!options.watch) {
       console.log(await show());
@@ -82,6 +83,20 @@ function limits(l: QueueLimits): string {
     l.keyRateLimit === null ? null : `${rate(l.keyRateLimit)} per key`,
   ].filter((p) => p !== null);
   return parts.length === 0 ? "-" : parts.join(", ");
+}
+
+/**
+ * Which worker holds each running job, and whether it is alive (its session marker is held):
+ * a dead worker's jobs are about to be rescued; a live one's may still be hung (leases cover that).
+ */
+export function renderWorkers(workers: WorkerInfo[]): string {
+  if (workers.length === 0) return "no registered workers";
+  const jobs = (ids: string[]) => (ids.length === 0 ? "-" : ids.length <= 5 ? ids.join(", ") : `${ids.slice(0, 5).join(", ")} and ${count(ids.length - 5)} more`);
+  return table(
+    ["WORKER", "ALIVE", "QUEUES", "MODE", "RUNNING JOBS"],
+    workers.map((w) => [w.name, w.alive ? "yes" : "no", w.queues.join(","), `${w.mode} x${w.concurrency}`, jobs(w.runningJobs)]),
+    [0, 1, 2, 3, 4],
+  );
 }
 
 /** Topic routing: which published topics reach which queue. */
