@@ -139,15 +139,15 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.log.debug({ queues: this.settings.queues, mode: this.settings.mode }, "worker started");
   }
 
-  private renewing = false;
+  /** The renewal under way, which stop() waits for before it ends the pool the renewal writes on. */
+  private renewal: Promise<void> | undefined;
   private readonly renewNow = (): void => {
-    if (this.renewing) return;
-    this.renewing = true;
+    if (this.renewal) return;
     const { pool, tables, marker } = this.deps;
     // Renewing while the marker is away would keep a lease that a rescuer is about to take anyway.
-    void (marker?.ready(MARKER_WAIT_MS) ?? Promise.resolve())
+    this.renewal = (marker?.ready(MARKER_WAIT_MS) ?? Promise.resolve())
       .then(() => renewHeld(pool, tables, this.slots, this.settings.leaseMs, this.log))
-      .finally(() => (this.renewing = false));
+      .finally(() => (this.renewal = undefined));
   };
 
   /**
@@ -173,8 +173,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       while (this.executions.size > 0) await Promise.allSettled([...this.executions]);
       clearTimeout(this.graceTimer);
       clearInterval(this.heartbeat);
-      await this.completer.idle();
       this.deps.marker?.off("restored", this.renewNow);
+      await this.renewal;
+      await this.completer.idle();
       await this.deps.marker?.remove(this.name);
       await this.connections?.closeAll();
       await this.deps.listener?.close();
