@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { Sql } from "postgres";
 import { PgqError } from "../errors.js";
 import { quoteIdent } from "../db/schema.js";
+import { transaction } from "../db/transaction.js";
 
 export interface Migration {
   filename: string;
@@ -81,7 +82,7 @@ create table if not exists ${s}.migrations (
 export async function migrate(sql: Sql, schema: string): Promise<string[]> {
   const migrations = await committedMigrations();
   const s = quoteIdent(schema);
-  return sql.begin(async (tx) => {
+  return transaction(sql, async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext('pgq.migrate'), hashtext(${schema}))`;
     await tx.unsafe(bookkeepingSql(schema));
     const applied = await tx.unsafe<{ filename: string; hash: string }[]>(

@@ -3,6 +3,7 @@ import { open } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import { text } from "node:stream/consumers";
 import type { Queue } from "../client.js";
+import { transaction } from "../db/transaction.js";
 import type { EnqueueOptions } from "../types.js";
 import { UsageError } from "./errors.js";
 import { count } from "./format.js";
@@ -56,7 +57,7 @@ async function enqueueFile(q: Queue, queue: string, file: string, options: Enque
   const status = new StatusLine();
   const rate = new Rate();
   const ids: string[] = [];
-  await q.sql.begin(async (tx) => {
+  await transaction(q.sql, async (tx) => {
     let batch: unknown[] = [];
     let lineNo = 0;
     const flush = async () => {

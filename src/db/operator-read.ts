@@ -13,11 +13,12 @@
 // `locked_until is not null` as 99.5% of its rows) or stale, it picked a sequential scan of a
 // million jobs (3.6 s) for walks of a few hundred index entries.
 import type { Sql, TransactionSql } from "postgres";
+import { transaction } from "./transaction.js";
 
 export async function operatorRead<T>(sql: Sql, read: (tx: TransactionSql) => Promise<T>): Promise<T> {
-  return (await sql.begin("read only", async (tx) => {
+  return transaction(sql, async (tx) => {
     await tx`select set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),
                     set_config('enable_bitmapscan', 'off', true)`;
     return read(tx);
-  })) as T;
+  }, "read only");
 }

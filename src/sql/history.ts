@@ -5,6 +5,7 @@ import type { Sql } from "postgres";
 import { DEFAULT_RETENTION_MS } from "../admin/queues.js";
 import { finishedChannel } from "../db/schema.js";
 import type { Tables } from "../db/tables.js";
+import { transaction } from "../db/transaction.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 /** Days made ahead of each retention's purge day: maintenance may be away a while. */
@@ -67,7 +68,7 @@ function dayOfName(name: string): number | undefined {
  */
 export async function maintainHistory(sql: Sql, t: Tables): Promise<{ created: string[]; dropped: string[] }> {
   const schema = t.schema;
-  return sql.begin(async (tx) => {
+  return transaction(sql, async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext('pgq history partitions'), hashtext(${schema}))`;
     await tx`set local lock_timeout = '1s'`;
     const [clock] = await tx<{ now: Date; retentions: string[] }[]>`
@@ -94,10 +95,12 @@ export async function maintainHistory(sql: Sql, t: Tables): Promise<{ created: s
     for (const day of await strayDays()) wanted.add(day);
     const created: string[] = [];
     if (missing().length > 0) {
-      // ATTACH alone lets inserts go on, but one that routed its row with the partitions it saw
-      // before would put it in the default partition, whose constraint now refuses it, and the
-      // completion would fail. So finishing statements wait instead (at most the lock_timeout, about once a day).
-      await tx`lock table ${t.history} in exclusive mode`;
+      // ATTACH alone lets statements go on with the partitions they saw before. An insert routed
+      // that way would put its row in the default partition, whose constraint now refuses it, and
+      // the completion would fail; a read planned that way, with a snapshot taken after this
+      // commits, would miss the rows moved out of the default partition. So everything that
+      // touches history waits instead (at most the lock_timeout, about once a day).
+      await tx`lock table ${t.history} in access exclusive mode`;
       for (const day of await strayDays()) wanted.add(day);
     }
     for (const day of missing()) {

@@ -46,7 +46,8 @@ export class Browser {
 
 /** Moves live jobs to dead_jobs with a two-attempt error history, as a worker would. */
 export async function bury(q: Queue, db: Sql, queue: string, payloads: unknown[]): Promise<string[]> {
-  const ids = await q.enqueueMany(queue, payloads, { maxAttempts: 2 });
+  // Due in an hour: a worker serving the queue must not take them before they are moved.
+  const ids = await q.enqueueMany(queue, payloads, { maxAttempts: 2, delayMs: 3_600_000 });
   const details = { name: "Error", message: "the printer is on fire <b>", stack: "Error: the printer is on fire <b>\n    at print (printer.js:1:1)", cause: { name: "Error", message: "out of toner" } };
   await db`
     with gone as (delete from pgq.jobs where id = any(${ids}::bigint[]) returning *)
