@@ -345,7 +345,7 @@ begin
     returning j.run_at)
   select coalesce(bool_or(p.run_at <= now()), false) into due from promoted p;
   if due then
-    perform pg_notify(tg_table_schema || '_jobs', old.queue);
+    perform pg_notify(tg_table_schema || '_jobs', old.queue || E'\nrewind');
   end if;
   return null;
 end;
@@ -397,7 +397,10 @@ CREATE OR REPLACE FUNCTION pgq.notify_ready()
  LANGUAGE plpgsql
 AS $function$
 begin
-  perform pg_notify(tg_table_schema || '_jobs', n.queue) from new_jobs n where n.run_at <= now();
+  perform pg_notify(tg_table_schema || '_jobs',
+                    n.queue || case when n.run_at < now() - interval '2 seconds' then E'\nrewind'
+                                    else E'\np' || n.priority end)
+  from new_jobs n where n.run_at <= now();
   if exists (select from new_jobs n where n.run_at > now()) then
     perform pg_notify(tg_table_schema || '_jobs',
                       later.queue || E'\n' || ceil(extract(epoch from later.due - now()) * 1000)::bigint)

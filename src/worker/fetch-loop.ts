@@ -8,13 +8,16 @@ import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
-import { claimJobs, nextDueInMs, type ClaimedJob } from "../sql/claim.js";
+import { claimJobs, nextDueInMs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
+import type { ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
 import type { Slots } from "./slots.js";
 import type { WakeUp } from "./wake-up.js";
 
 /** While claims fail: 100 ms, 200 ms, ... at most 10 s apart. */
 const CLAIM_RETRY = { baseMs: 100, maxMs: 10_000 };
+/** How often the claim bounds are audited (claim-bounds.ts): the longest an unannounced job behind a bound waits. */
+const AUDIT_EVERY_MS = 5_000;
 
 export interface FetchLoopDeps {
   settings: WorkerSettings;
@@ -22,6 +25,7 @@ export interface FetchLoopDeps {
   tables: Tables;
   slots: Slots;
   wake: WakeUp;
+  bounds: ClaimBounds;
   log: Logger;
   /** Jobs were claimed (and are waiting in the slots' buffer). */
   claimed: (jobs: ClaimedJob[]) => void;
@@ -30,13 +34,16 @@ export interface FetchLoopDeps {
 
 export class FetchLoop {
   private stopping = false;
+  private auditTimer: NodeJS.Timeout | undefined;
+  private auditing = false;
 
   constructor(private readonly deps: FetchLoopDeps) {}
 
   /** Claims until stop(); `attempted` is called once the first claim has been tried. */
   async run(attempted: () => void): Promise<void> {
-    const { settings, pool, tables, slots, wake, log } = this.deps;
+    const { settings, pool, tables, slots, wake, bounds, log } = this.deps;
     const failures = new Backoff(CLAIM_RETRY);
+    this.auditTimer = setInterval(() => void this.audit(), AUDIT_EVERY_MS);
     // On start and after each poll: if the claim finds nothing, ask when the next job is due.
     let askWhenDue = true;
     while (!this.stopping) {
@@ -47,8 +54,10 @@ export class FetchLoop {
         continue;
       }
       try {
-        const request = { queues: settings.queues, limit: want, worker: settings.name, leaseMs: settings.leaseMs };
-        const { jobs, full, nextSlotInMs } = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
+        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs };
+        const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
+        const { jobs, full, nextSlotInMs } = claim;
+        bounds.claimed(claim.bounds);
         if (failures.reset()) log.info("claiming works again");
         // A full batch suggests more is waiting: claim again as soon as a slot frees.
         if (jobs.length === want) wake.more();
@@ -66,6 +75,7 @@ export class FetchLoop {
         askWhenDue = false;
         attempted();
       } catch (error) {
+        bounds.claimFailed();
         this.deps.claimFailed(error);
         wake.more();
         const retryInMs = failures.next();
@@ -78,11 +88,32 @@ export class FetchLoop {
         await wake.sleep(retryInMs);
       }
     }
+    clearInterval(this.auditTimer);
     attempted();
+  }
+
+  /** Drops every bound that has a claimable job behind it, and claims at once from the head. */
+  private async audit(): Promise<void> {
+    const { pool, tables, bounds, wake, log } = this.deps;
+    if (this.auditing || this.stopping) return;
+    this.auditing = true;
+    try {
+      const behind = await bounded(queuesBehindBounds(pool.sql, tables, bounds.current()), STATEMENT_BOUND_MS, "auditing claim bounds");
+      for (const queue of behind) bounds.rewind(queue);
+      if (behind.length > 0) {
+        log.debug({ queues: behind }, "jobs were waiting behind the claim bound");
+        wake.now();
+      }
+    } catch (error) {
+      log.debug({ err: error }, "auditing the claim bounds failed");
+    } finally {
+      this.auditing = false;
+    }
   }
 
   stop(): void {
     this.stopping = true;
+    clearInterval(this.auditTimer);
     this.deps.wake.now(false);
   }
 }

@@ -22,6 +22,7 @@ import type { ClaimedJob } from "../sql/claim.js";
 import { observeWorker } from "../telemetry/worker-metrics.js";
 import type { ProcessingMode, StopOptions, Worker } from "../types.js";
 import { assertInteger } from "../validate.js";
+import { ClaimBounds, type Landing } from "./claim-bounds.js";
 import { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
 import { Executor } from "./executor.js";
@@ -60,6 +61,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   private readonly connections: SlotConnections | undefined;
   private readonly executor: Executor;
   private readonly fetchLoop: FetchLoop;
+  private readonly bounds: ClaimBounds;
   private readonly executions = new Set<Promise<void>>();
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -91,10 +93,12 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       retryIn: (ms) => this.wakeUp.in(ms),
       maxResultBytes: deps.maxResultBytes,
     });
+    this.bounds = new ClaimBounds(settings.queues);
     this.fetchLoop = new FetchLoop({
       settings, pool, tables, log,
       slots: this.slots,
       wake: this.wakeUp,
+      bounds: this.bounds,
       claimed: (jobs) => this.claimed(jobs),
       claimFailed: (error) => this.emit("claim-failed", error),
     });
@@ -102,8 +106,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.ready = this.start();
   }
 
-  /** Claim now: jobs may have become ready that no notification announced (a rescue, say). */
+  /** Claim now: jobs may have become ready that no notification announced (a rescue, say), and from the head. */
   wake(): void {
+    this.bounds.rewindAll();
     this.wakeUp.now();
   }
 
@@ -119,12 +124,16 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     if (listener) {
       const queues = new Set(this.settings.queues);
       listener.on("notify", (payload) => {
-        const { queue, dueInMs } = parseNotification(payload);
+        const { queue, dueInMs, landing } = parseNotification(payload);
         if (!queues.has(queue)) return;
+        if (landing) this.bounds.heard(queue, landing);
         if (dueInMs > 0) this.wakeUp.in(dueInMs);
         else this.wakeUp.now();
       });
-      listener.on("restored", () => this.wakeUp.now());
+      listener.on("restored", () => {
+        this.bounds.rewindAll();
+        this.wakeUp.now();
+      });
       // Without a listener, a cancelled job is aborted at the next renewal, which finds its row gone.
       listener.on("cancel", (payload) => {
         for (const id of payload.split(",")) this.slots.cancel(id, new JobCancelledError(id));
@@ -235,8 +244,16 @@ function markerWait(marker: Marker | undefined): () => Promise<void> {
 
 /** A notification's payload is the queue's name, then, for a job that is not due yet, a
  *  newline and how many ms from the commit it comes due (relative, so clocks do not matter). */
-function parseNotification(payload: string): { queue: string; dueInMs: number } {
+/**
+ * A notification on the jobs channel (migration 000012): `queue` (from earlier versions),
+ * `queue\np<priority>` (ready jobs), `queue\nrewind` (ready jobs behind any bound), `queue\n<ms>` (delayed).
+ */
+function parseNotification(payload: string): { queue: string; dueInMs: number; landing?: Landing } {
   const newline = payload.indexOf("\n");
   if (newline < 0) return { queue: payload, dueInMs: 0 };
-  return { queue: payload.slice(0, newline), dueInMs: Number(payload.slice(newline + 1)) || 0 };
+  const queue = payload.slice(0, newline);
+  const rest = payload.slice(newline + 1);
+  if (rest === "rewind") return { queue, dueInMs: 0, landing: { kind: "rewind" } };
+  if (rest.startsWith("p")) return { queue, dueInMs: 0, landing: { kind: "priority", priority: Number(rest.slice(1)) } };
+  return { queue, dueInMs: Number(rest) || 0 };
 }

@@ -1,0 +1,117 @@
+// A held snapshot (a long report, pg_dump, a session left in BEGIN) keeps every claimed job's
+// entry in jobs_claim. Claims start at a bound past them (src/worker/claim-bounds.ts); what
+// lands behind a bound is still claimed: late-committing producers, higher priorities, a run_at
+// in the past, promoted group members. Buffers, not times, show the walk's cost.
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import postgres from "postgres";
+import type { ProcessingMode } from "../src/index.js";
+import { tables } from "../src/db/tables.js";
+import { claimJobs, type ClaimBound } from "../src/sql/claim.js";
+import { testQueue } from "./helpers/queue.js";
+import { waitFor } from "./helpers/wait.js";
+
+const { q, db, url } = await testQueue();
+const tb = tables(db, "pgq");
+
+// A snapshot held for the whole file, as a forgotten BEGIN in psql would.
+// One connection, so that the transaction stays open on it between statements; ending it rolls back.
+const holder = postgres(url, { max: 1, onnotice: () => {} });
+await holder`begin isolation level repeatable read`;
+await holder`select count(*) from pgq.jobs`;
+after(() => holder.end({ timeout: 1 }));
+
+// auto_explain reports each claim's buffers: one connection, so every claim runs in its session.
+const notices: string[] = [];
+const explained = postgres(url, { max: 1, onnotice: (n) => notices.push(n.message ?? "") });
+after(() => explained.end({ timeout: 1 }));
+await explained`load 'auto_explain'`;
+await explained`select set_config('auto_explain.log_min_duration', '0', false), set_config('auto_explain.log_level', 'notice', false),
+                       set_config('auto_explain.log_format', 'json', false), set_config('auto_explain.log_analyze', 'on', false),
+                       set_config('auto_explain.log_timing', 'off', false), set_config('auto_explain.log_buffers', 'on', false)`;
+
+/** Shared buffers the claim touched, from its plan. */
+async function claimBuffers(queue: string, bound: ClaimBound | null): Promise<{ buffers: number; claimed: number; next: ClaimBound }> {
+  const from = notices.length;
+  const { jobs, bounds } = await claimJobs(explained, tables(explained, "pgq"), { queues: [queue], bounds: [bound], limit: 1, worker: "w", leaseMs: 60_000 });
+  const plan = notices.slice(from).map((n) => JSON.parse(n.slice(n.indexOf("{"))) as { Plan: Record<string, number> }).at(-1)!;
+  return { buffers: plan.Plan["Shared Hit Blocks"]! + plan.Plan["Shared Read Blocks"]!, claimed: jobs.length, next: bounds.get(queue)! };
+}
+
+test("while a snapshot is held, a claim from its bound reads a few buffers where one from the head reads a thousand", async (t) => {
+  const queue = "churn";
+  // 20,000 jobs claimed and completed under the held snapshot: 20,000 dead entries at the head.
+  await db`insert into pgq.jobs (queue, payload, run_at) select ${queue}, '{}', now() - interval '1 minute' + i * interval '1 ms' from generate_series(1, 20000) i`;
+  let bound: ClaimBound | null = null;
+  for (let claimed = -1; claimed !== 0; ) {
+    const { jobs, bounds } = await claimJobs(db, tb, { queues: [queue], bounds: [bound], limit: 1000, worker: "w", leaseMs: 60_000 });
+    await db`delete from pgq.jobs where id = any(${jobs.map((j) => j.id)}::bigint[])`;
+    claimed = jobs.length;
+    bound = bounds.get(queue)!;
+  }
+  await q.enqueueMany(queue, Array.from({ length: 20 }, (_, i) => ({ i })));
+  const fromHead = await claimBuffers(queue, null);
+  const fromBound = await claimBuffers(queue, bound);
+  const next = await claimBuffers(queue, fromBound.next);
+  t.diagnostic(`claim of 1 behind 20,000 dead entries: ${fromHead.buffers} buffers from the head, ${fromBound.buffers} from the bound, ${next.buffers} from the next bound`);
+  assert.deepEqual([fromHead.claimed, fromBound.claimed, next.claimed], [1, 1, 1]);
+  assert.ok(fromBound.buffers * 10 < fromHead.buffers, `${fromBound.buffers} buffers from the bound, ${fromHead.buffers} from the head`);
+  assert.ok(next.buffers * 10 < fromHead.buffers, `${next.buffers} buffers from the next bound`);
+});
+
+for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
+  test(`${mode} mode: what lands behind a worker's bound still runs: a late commit, a higher priority, a past run_at, a promoted group member`, async () => {
+    const queue = `behind-${mode}`;
+    const done: string[] = [];
+    const worker = q.work(queue, async (job) => {
+      done.push((job.payload as { name: string }).name);
+    }, { mode, concurrency: 2 });
+    await worker.ready;
+    const flow = async (n: number, name: string) => {
+      for (let i = 0; i < n; i++) await q.enqueue(queue, { name: `${name}-${i}` });
+    };
+    await flow(50, "before");
+    // Its run_at is this transaction's start; it commits after 3 s of other jobs.
+    const late = db.begin(async (tx) => {
+      await q.enqueue(queue, { name: "late" }, { tx });
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+    });
+    const stream = (async () => {
+      for (let i = 0; i < 30; i++) {
+        await flow(2, `during-${i}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    await late;
+    await stream;
+    // Each in turn, so that none is found thanks to another's notification.
+    const ran = (name: string) => waitFor(async () => done.includes(name), { timeoutMs: 20_000, what: `job ${name} to run` });
+    await ran("late");
+    await q.enqueue(queue, { name: "urgent" }, { priority: -5 });
+    await ran("urgent");
+    await flow(5, "between");
+    await q.enqueue(queue, { name: "backfill" }, { runAt: new Date(Date.now() - 3_600_000) });
+    await ran("backfill");
+    await q.enqueue(queue, { name: "group-1" }, { groupKey: "g" });
+    await q.enqueue(queue, { name: "group-2" }, { groupKey: "g" });
+    await flow(10, "after");
+    await waitFor(async () => (await db`select from pgq.jobs where queue = ${queue}`).length === 0, { timeoutMs: 30_000, what: `queue ${queue} to drain` });
+    await worker.stop();
+    for (const name of ["late", "urgent", "backfill", "group-1", "group-2", "before-0", "after-9"]) assert.ok(done.includes(name), `${name} ran`);
+    assert.equal(done.length, 50 + 60 + 1 + 1 + 5 + 1 + 2 + 10);
+    assert.ok(done.indexOf("group-1") < done.indexOf("group-2"), "the group's order holds");
+  });
+}
+
+test("FIFO within a priority holds with bounds: one slot runs jobs in the order they were enqueued", async () => {
+  const queue = "fifo";
+  const ids = await q.enqueueMany(queue, Array.from({ length: 200 }, (_, i) => ({ i })));
+  const order: string[] = [];
+  const worker = q.work(queue, async (job) => {
+    order.push(job.id);
+    if (order.length % 20 === 0) await q.enqueueMany(queue, [{ more: order.length }]);
+  }, { mode: "lease", concurrency: 1 });
+  await waitFor(async () => (await db`select from pgq.jobs where queue = ${queue}`).length === 0, { timeoutMs: 30_000, what: "the queue to drain" });
+  await worker.stop();
+  assert.deepEqual(order.slice(0, 200), ids);
+});
