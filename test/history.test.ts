@@ -105,6 +105,15 @@ test("expiry: a job past expiresAt or its queue's ttl never runs; it is finished
   await assert.rejects(q.waitFor(expiring), (e: unknown) => e instanceof JobFailedError && e.state === "expired");
 });
 
+test("expiry: a claim that finds an expired job first in its queue says so, and its worker finishes it at once", async () => {
+  const { id } = await q.enqueue("expiry-claim", {}, { expiresAt: new Date(Date.now() - 1000) });
+  const claim = await claimJobs(db, tb, { queues: ["expiry-claim"], limit: 8, worker: "w", leaseMs: 1000 });
+  assert.deepEqual([claim.jobs.length, claim.expiredAhead], [0, true]);
+  const worker = q.work("expiry-claim", () => assert.fail("an expired job ran"));
+  await waitFor(async () => (await q.getJob(id))?.state === "expired", { what: "the worker's claim to finish the expired job" });
+  await worker.stop();
+});
+
 test("retention: maintenance drops a whole past partition while a worker drains, and makes the days ahead", async (tc) => {
   const yesterday = new Date(Date.now() - 86_400_000);
   const day = new Date(Date.UTC(yesterday.getUTCFullYear(), yesterday.getUTCMonth(), yesterday.getUTCDate()));

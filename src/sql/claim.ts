@@ -38,6 +38,8 @@ export interface Claim {
   jobs: ClaimedJob[];
   /** For each queue claimed from: where the next claim may start. */
   bounds: Map<string, ClaimBound>;
+  /** The first job waiting in some queue is past its expiry: finish the expired now (sql/expire.ts). */
+  expiredAhead: boolean;
   /** A limited queue runs as many jobs as it may: claim again when one of this worker's finishes. */
   full: boolean;
   /** A rate-limited queue's window is full: its next start is free in this many ms. */
@@ -97,8 +99,9 @@ export interface ClaimRequest {
  * taken; with none, the statement's own time less the slack.
  *
  * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
- * out: the claim steps over it, and maintenance finishes it as expired (src/sql/expire.ts). The
- * queue's ttl is read once per queue, with its budget, and bounds run_at from below in the index.
+ * out: the claim steps over it, and it is finished as expired (src/sql/expire.ts) by
+ * maintenance, or at once by the worker whose claim saw one first in its queue (expiredAhead).
+ * The queue's ttl is read once per queue, with its budget, and bounds run_at from below in the index.
  *
  * The claim commits without waiting for its WAL to reach the disk (synchronous_commit off, for
  * this statement only): that wait is most of an idle worker's latency, and the claim does not
@@ -110,7 +113,7 @@ export interface ClaimRequest {
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
   const bounds = request.bounds ?? [];
-  type Row = ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string; bounds: [string, number, number][] | null };
+  type Row = ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string; bounds: [string, number, number][] | null; expired_ahead: boolean };
   const rows = await sql<Row[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
@@ -170,10 +173,11 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     -- statement claims as they were.
     next_bounds as (
       select budget.name, coalesce(f.priority, budget.bound_priority, 0) as priority,
-             coalesce(f.run_at, now()) - interval '2 seconds' as run_at
+             coalesce(f.run_at, now()) - interval '2 seconds' as run_at,
+             f.expires_at <= now() or f.run_at < now() - budget.ttl_ms::double precision * interval '1 millisecond' as expired
       from budget
       left join lateral (
-        select j.priority, j.run_at
+        select j.priority, j.run_at, j.expires_at
         from ${t.jobs} j
         where j.queue = budget.name and ${sql.unsafe(QUEUED)}
           and (j.priority, j.run_at, j.id) >= (budget.bound_priority, budget.bound_run_at, 0)
@@ -192,18 +196,19 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       where (budget.rate_per_ms is not null or budget.key_rate_per_ms is not null) and n.started > 0
     )
     -- Always one row at least, to carry the budget's news when nothing was claimed.
-    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded, m.bounds
+    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded, m.bounds, m.expired_ahead
     from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms,
                  (select count(*) from recorded) as recorded,
-                 (select json_agg(json_build_array(n.name, n.priority, extract(epoch from n.run_at) * 1000)) from next_bounds n) as bounds
+                 (select json_agg(json_build_array(n.name, n.priority, extract(epoch from n.run_at) * 1000)) from next_bounds n) as bounds,
+                 (select coalesce(bool_or(n.expired), false) from next_bounds n) as expired_ahead
           from budget b) m
     left join claimed c on true
     -- RETURNING keeps no order: a worker starts its batch in this one, FIFO within a priority.
     order by c.priority, c.run_at, c.id`;
   const jobs: ClaimedJob[] = [];
-  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, bounds: _bounds, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
+  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, bounds: _bounds, expired_ahead: _expired, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
   const next = new Map((rows[0]?.bounds ?? []).map(([queue, priority, ms]) => [queue, { priority, runAt: new Date(ms) }]));
-  return { jobs, bounds: next, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
+  return { jobs, bounds: next, expiredAhead: rows[0]?.expired_ahead ?? false, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
 }
 
 /**

@@ -9,6 +9,7 @@ import type { OwnPool } from "../db/own-pool.js";
 import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
 import { claimJobs, nextDueInMs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
+import { expireJobs } from "../sql/expire.js";
 import type { ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
 import type { Slots } from "./slots.js";
@@ -35,7 +36,8 @@ export interface FetchLoopDeps {
 export class FetchLoop {
   private stopping = false;
   private auditTimer: NodeJS.Timeout | undefined;
-  private auditing = false;
+  /** Statements run beside the claims (the audit, finishing expired jobs): one of each at a time. */
+  private readonly aside = new Set<string>();
 
   constructor(private readonly deps: FetchLoopDeps) {}
 
@@ -43,7 +45,7 @@ export class FetchLoop {
   async run(attempted: () => void): Promise<void> {
     const { settings, pool, tables, slots, wake, bounds, log } = this.deps;
     const failures = new Backoff(CLAIM_RETRY);
-    this.auditTimer = setInterval(() => void this.audit(), AUDIT_EVERY_MS);
+    this.auditTimer = setInterval(() => this.runAside("auditing claim bounds", () => this.audit()), AUDIT_EVERY_MS);
     // On start and after each poll: if the claim finds nothing, ask when the next job is due.
     let askWhenDue = true;
     while (!this.stopping) {
@@ -58,6 +60,7 @@ export class FetchLoop {
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
         const { jobs, full, nextSlotInMs } = claim;
         bounds.claimed(claim.bounds);
+        if (claim.expiredAhead) this.runAside("finishing expired jobs", async () => void (await expireJobs(pool.sql, tables)));
         if (failures.reset()) log.info("claiming works again");
         // A full batch suggests more is waiting: claim again as soon as a slot frees.
         if (jobs.length === want) wake.more();
@@ -92,22 +95,23 @@ export class FetchLoop {
     attempted();
   }
 
+  /** Runs `work` beside the claims, bounded, unless the same work is under way; a failure waits for its next turn. */
+  private runAside(what: string, work: () => Promise<void>): void {
+    if (this.aside.has(what) || this.stopping) return;
+    this.aside.add(what);
+    bounded(work(), STATEMENT_BOUND_MS, what)
+      .catch((error: unknown) => this.deps.log.debug({ err: error }, `${what} failed`))
+      .finally(() => this.aside.delete(what));
+  }
+
   /** Drops every bound that has a claimable job behind it, and claims at once from the head. */
   private async audit(): Promise<void> {
     const { pool, tables, bounds, wake, log } = this.deps;
-    if (this.auditing || this.stopping) return;
-    this.auditing = true;
-    try {
-      const behind = await bounded(queuesBehindBounds(pool.sql, tables, bounds.current()), STATEMENT_BOUND_MS, "auditing claim bounds");
-      for (const queue of behind) bounds.rewind(queue);
-      if (behind.length > 0) {
-        log.debug({ queues: behind }, "jobs were waiting behind the claim bound");
-        wake.now();
-      }
-    } catch (error) {
-      log.debug({ err: error }, "auditing the claim bounds failed");
-    } finally {
-      this.auditing = false;
+    const behind = await queuesBehindBounds(pool.sql, tables, bounds.current());
+    for (const queue of behind) bounds.rewind(queue);
+    if (behind.length > 0) {
+      log.debug({ queues: behind }, "jobs were waiting behind the claim bound");
+      wake.now();
     }
   }
 
