@@ -74,7 +74,7 @@ program
   .description("jobs per queue and state, oldest ready age, jobs that died in the last minute")
   .option("--json", "machine-readable output")
   .option("--watch", "refresh every second until Ctrl-C")
-  .option("--queue <name>", "only this queue")
+  .option("--queue <name>", "only this queue, with its running jobs: worker, attempt, start, progress")
   .action((options, command: Command) => inspectCommand(options, globals(command)));
 
 const dead = program.command("dead").description("jobs that exhausted their attempts");
