@@ -237,7 +237,7 @@ begin
 end;
 $function$;
 
-CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text)
+CREATE OR REPLACE FUNCTION pgq.enqueue(queue text, payload jsonb DEFAULT 'null'::jsonb, priority integer DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, max_attempts integer DEFAULT 25, dedupe_key text DEFAULT NULL::text, group_key text DEFAULT NULL::text, backoff_base_ms integer DEFAULT 1000, backoff_max_ms integer DEFAULT NULL::integer, timeout_ms integer DEFAULT NULL::integer, delay_ms bigint DEFAULT NULL::bigint, trace_context text DEFAULT NULL::text, expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, ttl_ms bigint DEFAULT NULL::bigint)
  RETURNS bigint
  LANGUAGE plpgsql
 AS $function$
@@ -246,6 +246,7 @@ declare
   job_id  bigint;
   base_ms integer := coalesce(enqueue.backoff_base_ms, 1000);
   max_ms  integer := coalesce(enqueue.backoff_max_ms, greatest(3600000, base_ms));
+  due     timestamptz;
 begin
   if enqueue.queue is null or char_length(enqueue.queue) not between 1 and 128 then
     raise exception 'pgq.enqueue: the queue name must be 1 to 128 characters long (got %)',
@@ -298,6 +299,17 @@ begin
     raise exception 'pgq.enqueue: group_key must be 1 to 512 characters long, or null (got %)', char_length(enqueue.group_key)
       using errcode = 'invalid_parameter_value';
   end if;
+  if enqueue.expires_at is not null and enqueue.ttl_ms is not null then
+    raise exception 'pgq.enqueue: give expires_at or ttl_ms, not both' using errcode = 'invalid_parameter_value';
+  end if;
+  if not isfinite(enqueue.expires_at) then
+    raise exception 'pgq.enqueue: expires_at must be a finite time, or null for no expiry (got %)', enqueue.expires_at
+      using errcode = 'invalid_parameter_value';
+  end if;
+  if enqueue.ttl_ms not between 1 and 3153600000000 then
+    raise exception 'pgq.enqueue: ttl_ms must be from 1 to 3153600000000 (a hundred years), or null for no expiry, got %', enqueue.ttl_ms
+      using errcode = 'invalid_parameter_value';
+  end if;
   if enqueue.trace_context !~ '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-|$)'
      or char_length(enqueue.trace_context) > 512 then
     raise exception 'pgq.enqueue: trace_context must be a W3C traceparent such as 00-<32 hex>-<16 hex>-01, or null (got %)',
@@ -305,13 +317,14 @@ begin
   end if;
   -- With a dedupe key whose live twin finishes between the insert and the lookup, neither
   -- finds a job: the next insert takes the key.
+  due := coalesce(enqueue.run_at, now() + coalesce(enqueue.delay_ms, 0) * interval '1 millisecond');
   loop
     insert into "pgq".jobs (queue, payload, priority, run_at, max_attempts, backoff_base_ms,
-                                  backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context)
-    values (enqueue.queue, coalesce(enqueue.payload, 'null'), coalesce(enqueue.priority, 0),
-            coalesce(enqueue.run_at, now() + coalesce(enqueue.delay_ms, 0) * interval '1 millisecond'),
+                                  backoff_max_ms, timeout_ms, dedupe_key, group_key, trace_context, expires_at)
+    values (enqueue.queue, coalesce(enqueue.payload, 'null'), coalesce(enqueue.priority, 0), due,
             coalesce(enqueue.max_attempts, 25), base_ms, max_ms, enqueue.timeout_ms,
-            enqueue.dedupe_key, enqueue.group_key, enqueue.trace_context)
+            enqueue.dedupe_key, enqueue.group_key, enqueue.trace_context,
+            coalesce(enqueue.expires_at, due + enqueue.ttl_ms * interval '1 millisecond'))
     on conflict (queue, dedupe_key) where dedupe_key is not null do nothing
     returning id into job_id;
     exit when job_id is not null;

@@ -22,7 +22,7 @@ export { transactionAdapter } from "./db/executor.js";
 export { DEFAULT_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY } from "./job-defaults.js";
 export type * from "./types.js";
 export type { DeadJob, DeadJobFilter, ListDeadJobsOptions, PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
-export type { Inspection, InspectOptions, InspectedState, QueueInspection } from "./admin/inspect.js";
+export type { Inspection, InspectOptions, InspectedState, QueueInspection, RunningJob, RunningJobs } from "./admin/inspect.js";
 export type { WorkerInfo } from "./admin/workers.js";
 export { metricsHandler, metricsRegistry } from "./telemetry/metrics.js";
 export { dashboard, type Dashboard, type DashboardAuth, type DashboardOptions } from "./dashboard/index.js";

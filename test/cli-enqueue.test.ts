@@ -41,6 +41,16 @@ test("--delay and --run-at schedule the job; the payload can come from stdin", a
   assert.equal((rows[1]!.run_at as Date).toISOString(), "2031-01-31T09:00:00.000Z");
 });
 
+test("--expires-at and --ttl (from when the job is due) set its expiry", async () => {
+  const at = await pgq(["enqueue", "expiring", "{}", "--expires-at", "2031-01-31T09:00:00Z"]);
+  const ttl = await pgq(["enqueue", "expiring", "{}", "--delay", "1h", "--ttl", "10m"]);
+  assert.equal(at.code, 0, at.stderr);
+  assert.equal(ttl.code, 0, ttl.stderr);
+  const [a, b] = await db`select expires_at, extract(epoch from expires_at - run_at)::int as ttl_s from pgq.jobs where queue = 'expiring' order by id`;
+  assert.equal((a!.expires_at as Date).toISOString(), "2031-01-31T09:00:00.000Z");
+  assert.equal(b!.ttl_s, 600);
+});
+
 test("hostile queue names and payloads are stored verbatim, never run as SQL", async () => {
   const queue = `x'); drop table pgq.jobs; --"; ü 🚀`;
   const r = await pgq(["enqueue", queue, JSON.stringify({ sql: "'; delete from pgq.jobs; --" })]);
@@ -88,6 +98,10 @@ const usageErrors: [string, string[], RegExp][] = [
   ["a zero count", ["enqueue", "q", "{}", "--max-attempts", "0"], /--max-attempts/],
   ["a bad date", ["enqueue", "q", "{}", "--run-at", "tomorrow"], /--run-at.*ISO 8601/],
   ["--run-at with --delay", ["enqueue", "q", "{}", "--run-at", "2030-01-01", "--delay", "5"], /cannot be used with/],
+  ["--expires-at with --ttl", ["enqueue", "q", "{}", "--expires-at", "2030-01-01", "--ttl", "5m"], /cannot be used with/],
+  ["a bad expiry date", ["enqueue", "q", "{}", "--expires-at", "never"], /--expires-at.*ISO 8601/],
+  ["a ttl without a unit", ["enqueue", "q", "{}", "--ttl", "5"], /--ttl.*duration/],
+  ["a zero ttl", ["enqueue", "q", "{}", "--ttl", "0s"], /ttlMs/],
   ["a queue name the core rejects", ["enqueue", " padded", "{}"], /starts or ends with whitespace/],
   ["an empty queue name", ["enqueue", "", "{}"], /non-empty/],
   ["a payload jsonb cannot hold", ["enqueue", "q", '{"a":"\\u0000"}'], /\\u0000/],

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
+import { tables } from "../src/db/tables.js";
 import { connect } from "../src/index.js";
+import { expireJobs } from "../src/sql/expire.js";
 import { runCli } from "./helpers/cli.js";
 import { freshDatabase } from "./helpers/db.js";
 
@@ -78,6 +80,19 @@ test("dead list shows each dead job's attempts and error; --json has payloads an
   assert.equal(json.length, 2);
   assert.deepEqual(json[0]!.payload, { i: 2 });
   assert.equal((json[0]!.errors as unknown[]).length, 2);
+});
+
+test("dead list says which jobs expired before they ran (a queue without history); --json has the reason", async () => {
+  await q.setQueue("dead-expired", { retentionMs: 0 });
+  const { id } = await q.enqueue("dead-expired", {}, { expiresAt: new Date(Date.now() - 1000) });
+  const [failed] = await bury("dead-expired", 1);
+  await expireJobs(db, tables(db, "pgq"));
+  const r = await pgq("dead", "list", "--queue", "dead-expired");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`\\n\\s*${id}\\s+dead-expired\\s+0/25\\s+\\S+ ago\\s+expired: not started before its expiry\\n`));
+  assert.match(r.stdout, new RegExp(`\\n\\s*${failed}\\s+dead-expired\\s+2/2\\s+\\S+ ago\\s+Error: the printer is on fire`));
+  const json = JSON.parse((await pgq("dead", "list", "--queue", "dead-expired", "--json")).stdout) as { id: string; reason: string }[];
+  assert.deepEqual(json.map((j) => [j.id, j.reason]).sort(), [[id, "expired"], [failed!, "failed"]].sort());
 });
 
 test("dead retry moves jobs back with fresh attempts, keeping ids and error history", async () => {

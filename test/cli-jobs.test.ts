@@ -49,7 +49,8 @@ test("every new command's bad input: one line on stderr, exit 2, nothing written
   for (const args of [
     ["job"], ["job", "abc"], ["job", "0"], ["history", "--state", "done"], ["history", "--since", "soon"],
     ["history", "--limit", "0"], ["history", "--queue", ""], ["cancel"], ["cancel", "x1"], ["cancel", "1", "--queue", "q"],
-    ["cancel", "--queue", " padded "],
+    ["cancel", "--queue", " padded "], ["job", "1", "2"], ["job", "1", "--bogus"], ["history", "--since", "-1h"],
+    ["history", "--limit", "10001"], ["history", "extra"], ["cancel", "--queue", ""],
   ]) {
     const r = await pgq(...args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);

@@ -133,6 +133,12 @@ test("inspect(), stats() and the claim at a million jobs, before and after ANALY
     assert.ok(s.ready > 100_000 && s.ready < 300_000, `${s.queue}: ready ~${s.ready}, not ~160,200`);
   }
 
+  // One queue's running jobs, listed one by one (inspect --queue): a walk of jobs_leased, cut at the bound.
+  const listedFrom = notices.length;
+  const one = await inspectQueues(explained, "pgq", { queue: QUEUES[0]!, exactUpTo: EXACT_UP_TO, runningJobsUpTo: 50 });
+  assert.deepEqual([one.runningJobs?.jobs.length, one.runningJobs?.more], [50, true]);
+  assert.deepEqual(planProblems(listedFrom), []);
+
   const from = notices.length;
   const { jobs: claimed } = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 100, worker: "plans", leaseMs: 60_000 });
   assert.equal(claimed.length, 100);

@@ -45,6 +45,9 @@ test("pgq.enqueue's argument defaults are the library's", async () => {
     timeout_ms: "NULL::integer",
     delay_ms: "NULL::bigint",
     trace_context: "NULL::text",
+    // null: no expiry, as the library's expiresAt and ttlMs left out
+    expires_at: "NULL::timestamp with time zone",
+    ttl_ms: "NULL::bigint",
   });
   // The body repeats them for explicit nulls.
   const [enqueued] = await db`select pgq.enqueue('defaults', null, null, null, null, null, null, null, null, null, null) as id`;
@@ -70,6 +73,8 @@ test("pgq.enqueue's limits are the library's", async () => {
   await refuses("a longer group key", "'limits', group_key => $1", ["g".repeat(MAX_KEY_LENGTH + 1)]);
   await accepts("the longest delay", "'limits', delay_ms => $1::bigint", [MAX_DELAY_MS]);
   await refuses("a longer delay", "'limits', delay_ms => $1::bigint", [MAX_DELAY_MS + 1]);
+  await accepts("the longest ttl", "'limits', ttl_ms => $1::bigint", [MAX_DELAY_MS]);
+  await refuses("a longer ttl", "'limits', ttl_ms => $1::bigint", [MAX_DELAY_MS + 1]);
   // A JSON string's two quotes count.
   await accepts("the largest payload", "'limits', $1::text::jsonb", [JSON.stringify("x".repeat(DEFAULT_MAX_PAYLOAD_BYTES - 2))]);
   await refuses("a larger payload", "'limits', $1::text::jsonb", [JSON.stringify("x".repeat(DEFAULT_MAX_PAYLOAD_BYTES - 1))]);
@@ -78,4 +83,6 @@ test("pgq.enqueue's limits are the library's", async () => {
   await assert.rejects(q.enqueue("q".repeat(MAX_QUEUE_NAME_LENGTH + 1), {}), { code: "INVALID_QUEUE_NAME" });
   await assert.rejects(q.enqueue("limits", {}, { groupKey: "g".repeat(MAX_KEY_LENGTH + 1) }), { code: "INVALID_OPTION" });
   await assert.rejects(q.enqueue("limits", {}, { delayMs: MAX_DELAY_MS + 1 }), { code: "INVALID_OPTION" });
+  await q.enqueue("limits", {}, { ttlMs: MAX_DELAY_MS });
+  await assert.rejects(q.enqueue("limits", {}, { ttlMs: MAX_DELAY_MS + 1 }), { code: "INVALID_OPTION" });
 });

@@ -96,11 +96,24 @@ test("pgq pause, resume, queue set and queue list; bad input is one line, exit 2
     ["queue", "set", "cli-queue", "--rate", "0/1s"],
     ["queue", "set", "cli-queue", "--ttl", "5"],
     ["queue", "set", " bad ", "--concurrency", "2"],
+    ["queue", "set", "cli-queue", "--key-concurrency", "-1"],
+    ["queue", "set", "cli-queue", "--key-rate", "5/0s"],
+    ["queue", "set", "cli-queue", "--retention", "soon"],
+    ["queue", "set", "cli-queue", "--bogus", "1"],
+    ["queue", "set"],
+    ["queue", "list", "--bogus"],
+    ["queue", "frobnicate"],
     ["pause"],
+    ["pause", " bad "],
+    ["pause", "a", "b"],
+    ["resume"],
+    ["resume", ""],
+    ["resume", "x".repeat(129)],
   ]) {
     r = await cli(...args);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(r.stderr, /^pgq: [^\n]+\n$/, args.join(" "));
+    assert.equal(r.stdout, "", args.join(" "));
   }
   assert.deepEqual(await db`select * from pgq.queues order by queue`, before);
 });

@@ -1,9 +1,11 @@
-// pgq.enqueue, the SQL function (migration 000006): every option of the library, named or
-// positional, the old seven-argument form, and the library's checks.
+// pgq.enqueue, the SQL function (migrations 000006, 000009, 000012): every option of the library,
+// named or positional, the old seven-argument form, and the library's checks.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { PendingQuery, Row } from "postgres";
+import { tables } from "../src/db/tables.js";
 import { ValidationError, type EnqueueOptions } from "../src/index.js";
+import { expireJobs } from "../src/sql/expire.js";
 import { testQueue } from "./helpers/queue.js";
 
 const { q, db } = await testQueue();
@@ -55,9 +57,32 @@ test("the old seven-argument positional form still works, typed as its callers w
   assert.equal((await job(literal)).due_in_s, 0);
 });
 
+test("expiry: expires_at, or ttl_ms from when the job is due, named or by position, as the library sets it", async () => {
+  const expiresIn = async (id: string) =>
+    (await db`select round(extract(epoch from expires_at - now()))::integer as s from pgq.jobs where id = ${id}`)[0]!.s as number | null;
+  const at = await enqueued(db`select pgq.enqueue('sql-expiry', '{}', expires_at => now() + interval '10 minutes') as id`);
+  assert.equal(await expiresIn(at), 600);
+  const { id: atFromLibrary } = await q.enqueue("sql-expiry", {}, { expiresAt: new Date(Date.now() + 600_000) });
+  assert.equal(await expiresIn(atFromLibrary), 600);
+  // ttl_ms counts from run_at, which delay_ms puts an hour ahead.
+  const ttl = await enqueued(db`select pgq.enqueue('sql-expiry', '{}', delay_ms => 3600000, ttl_ms => 60000) as id`);
+  const { id: ttlFromLibrary } = await q.enqueue("sql-expiry", {}, { delayMs: 3_600_000, ttlMs: 60_000 });
+  assert.equal(await expiresIn(ttl), 3660);
+  assert.equal(await expiresIn(ttlFromLibrary), 3660);
+  const positional = await enqueued(db`
+    select pgq.enqueue('sql-expiry', '{}', 0, null, 25, null, null, null, null, null, null, null, null, 120000) as id`);
+  assert.equal(await expiresIn(positional), 120);
+  const none = await enqueued(db`select pgq.enqueue('sql-expiry', '{}', priority => 1) as id`);
+  assert.equal(await expiresIn(none), null);
+  // Past its expiry before it ran: never handed out, finished as expired.
+  const past = await enqueued(db`select pgq.enqueue('sql-expired', '{}', expires_at => now() - interval '1 second') as id`);
+  await expireJobs(db, tables(db, "pgq"));
+  assert.equal((await q.getJob(past))?.state, "expired");
+});
+
 test("null means the default, for every option", async () => {
   const id = await enqueued(db`
-    select pgq.enqueue('nulls', null, null, null, null, null, null, null, null, null, null) as id`);
+    select pgq.enqueue('nulls', null, null, null, null, null, null, null, null, null, null, null, null, null) as id`);
   const { id: fromLibrary } = await q.enqueue("nulls", null);
   assert.deepEqual(await job(id), await job(fromLibrary));
 });
@@ -90,6 +115,13 @@ test("each bad argument is refused with 22023 and a message that says what to do
       { dedupeKey: "k".repeat(513) }],
     ["an empty group_key", db`select pgq.enqueue('bad', '{}', group_key => '')`, /group_key must be 1 to 512 characters long/,
       { groupKey: "" }],
+    ["expires_at and ttl_ms", db`select pgq.enqueue('bad', '{}', expires_at => now(), ttl_ms => 5)`, /give expires_at or ttl_ms, not both/,
+      { expiresAt: new Date(), ttlMs: 5 }],
+    ["infinite expires_at", db`select pgq.enqueue('bad', '{}', expires_at => 'infinity')`, /expires_at must be a finite time/,
+      { expiresAt: new Date(Infinity) }],
+    ["ttl_ms 0", db`select pgq.enqueue('bad', '{}', ttl_ms => 0)`, /ttl_ms must be from 1 to 3153600000000/, { ttlMs: 0 }],
+    ["ttl_ms over a hundred years", db`select pgq.enqueue('bad', '{}', ttl_ms => 3153600000001)`, /ttl_ms must be from 1/,
+      { ttlMs: 3153600000001 }],
   ];
   for (const [what, query, message, options] of cases) {
     await assert.rejects(query, (e: { code?: string; message: string }) => e.code === "22023" && message.test(e.message), what);

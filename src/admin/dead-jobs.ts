@@ -19,6 +19,11 @@ export interface DeadJob {
   errors: unknown[];
   createdAt: Date;
   diedAt: Date;
+  /**
+   * Why it is here: "failed" (its last attempt failed, or it was discarded), or "expired" (not
+   * started before its expiry, in a queue that keeps no history: see q.setQueue's retentionMs).
+   */
+  reason: "failed" | "expired";
 }
 
 /** Which dead jobs a command applies to; every given condition must hold. */
@@ -64,6 +69,7 @@ export async function listDeadJobs(sql: Sql, schema: string, options: ListDeadJo
     errors: r.errors as unknown[],
     createdAt: r.created_at,
     diedAt: r.died_at,
+    reason: r.reason,
   }));
 }
 

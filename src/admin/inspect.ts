@@ -18,10 +18,12 @@ import type { QueueStats, RateLimit } from "../types.js";
 import { assertInteger, assertQueueName } from "../validate.js";
 
 export interface InspectOptions {
-  /** Only this queue. */
+  /** Only this queue, and its running jobs one by one. */
   queue?: string;
   /** Counts up to this are exact; larger ones are estimates. Default 10000. */
   exactUpTo?: number;
+  /** With `queue`: list at most this many of its running jobs. Default 50. */
+  runningJobsUpTo?: number;
 }
 
 export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "dead" | "diedLastMinute" | "finished";
@@ -54,9 +56,33 @@ export interface Inspection {
   at: Date;
   exactUpTo: number;
   queues: QueueInspection[];
+  /** With `queue`: its running jobs, those whose leases end first, up to `runningJobsUpTo`. */
+  runningJobs?: RunningJobs;
+}
+
+export interface RunningJobs {
+  jobs: RunningJob[];
+  /** More jobs were running than were listed. */
+  more: boolean;
+}
+
+export interface RunningJob {
+  id: string;
+  /** The worker that holds it. */
+  worker: string | null;
+  /** Its first attempt's start. */
+  startedAt: Date | null;
+  /** The attempt running now, counting from 1. */
+  attempt: number;
+  maxAttempts: number;
+  /** Its lease ends then unless renewed (lease mode) or the attempt ends. */
+  lockedUntil: Date;
+  /** The last ctx.progress() value, or null. */
+  progress: unknown;
 }
 
 const DEFAULT_EXACT_UP_TO = 10_000;
+const DEFAULT_RUNNING_JOBS_UP_TO = 50;
 /** Distinct priorities walked per queue; past this, waiting counts become estimates. */
 const MAX_PRIORITIES = 1000;
 
@@ -90,9 +116,10 @@ interface Row {
 }
 
 export async function inspectQueues(sql: Sql, schema: string, options: InspectOptions = {}): Promise<Inspection> {
-  const { queue, exactUpTo = DEFAULT_EXACT_UP_TO } = options;
+  const { queue, exactUpTo = DEFAULT_EXACT_UP_TO, runningJobsUpTo = DEFAULT_RUNNING_JOBS_UP_TO } = options;
   if (queue !== undefined) assertQueueName(queue);
   assertInteger(exactUpTo, "exactUpTo", 1, 10_000_000);
+  assertInteger(runningJobsUpTo, "runningJobsUpTo", 1, 10_000);
   const t = tables(sql, schema);
   const cap = exactUpTo + 1;
   return operatorRead(sql, async (tx) => {
@@ -186,8 +213,12 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
           order by h.finished_at desc limit ${cap}) h
       ) finished
       order by q.queue`;
-    const queues = await Promise.all(rows.map((row) => withEstimates(tx, t, row, cap)));
-    return { at: rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now, exactUpTo, queues };
+    const [queues, runningJobs] = await Promise.all([
+      Promise.all(rows.map((row) => withEstimates(tx, t, row, cap))),
+      queue === undefined ? undefined : listRunningJobs(tx, t, queue, runningJobsUpTo),
+    ]);
+    const at = rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now;
+    return { at, exactUpTo, queues, ...(runningJobs === undefined ? {} : { runningJobs }) };
   });
 }
 
@@ -219,6 +250,21 @@ function skipScan(tx: TransactionSql, name: string, table: Helper<string>, where
       select (select j.queue from ${table} j where ${where} and j.queue > w.queue order by j.queue limit 1)
       from ${tx(name)} w where w.queue is not null
     ),`;
+}
+
+/**
+ * A queue's running jobs, along jobs_leased: it holds the running jobs of every queue, as many as
+ * workers have slots, so the walk is short whatever the backlog, and stops after upTo + 1 rows of
+ * this queue.
+ */
+async function listRunningJobs(tx: TransactionSql, t: Tables, queue: string, upTo: number): Promise<RunningJobs> {
+  const jobs = await tx<RunningJob[]>`
+    select j.id::text as id, j.locked_by as worker, j.started_at as "startedAt", j.attempts as attempt,
+           j.max_attempts as "maxAttempts", j.locked_until as "lockedUntil", j.progress
+    from ${t.jobs} j
+    where j.queue = ${queue} and ${tx.unsafe(RUNNING)}
+    order by j.locked_until limit ${upTo + 1}`;
+  return { jobs: jobs.slice(0, upTo), more: jobs.length > upTo };
 }
 
 async function withEstimates(tx: TransactionSql, t: Tables, row: Row, cap: number): Promise<QueueInspection> {

@@ -69,10 +69,15 @@ export async function deadPurgeCommand(options: DeadPurgeOptions, globals: Globa
   console.log(`deleted ${count(purged)} dead job${purged === 1 ? "" : "s"}`);
 }
 
-/** The last attempt's one-line summary (name, code, message), or last_error's first line for older rows. */
+/**
+ * The last attempt's one-line summary (name, code, message), or last_error's first line for older
+ * rows; for a job that expired, that it did, and the error of any attempt before.
+ */
 function lastErrorLine(job: DeadJob): string {
   const last = job.errors.at(-1) as { error?: unknown } | undefined;
-  return typeof last?.error === "string" ? last.error.split("\n", 1)[0]! : (job.lastError ?? "").split("\n", 1)[0]!;
+  const error = typeof last?.error === "string" ? last.error.split("\n", 1)[0]! : (job.lastError ?? "").split("\n", 1)[0]!;
+  if (job.reason !== "expired") return error;
+  return error === "" ? "expired: not started before its expiry" : `expired: not started again before its expiry; ${error}`;
 }
 
 function abbreviate(ids: string[]): string {

@@ -17,6 +17,8 @@ export interface EnqueueCommandOptions {
   maxAttempts?: number;
   dedupeKey?: string;
   group?: string;
+  expiresAt?: Date;
+  ttl?: number;
   file?: string;
 }
 
@@ -35,6 +37,8 @@ export async function enqueueCommand(queue: string, json: string | undefined, op
     maxAttempts: options.maxAttempts,
     dedupeKey: options.dedupeKey,
     groupKey: options.group,
+    expiresAt: options.expiresAt,
+    ttlMs: options.ttl,
   };
   const log = createLogger(globals, "warn");
   if (json !== undefined) {

@@ -1,5 +1,5 @@
 // pgq inspect [--json] [--watch] [--queue Q]
-import type { Inspection, QueueLimits } from "../admin/inspect.js";
+import type { Inspection, QueueLimits, RunningJobs } from "../admin/inspect.js";
 import type { WorkerInfo } from "../admin/workers.js";
 import type { RateLimit, Subscription } from "../types.js";
 import { age, count, table } from "./format.js";
@@ -20,7 +20,8 @@ export async function inspectCommand(options: InspectCommandOptions, globals: Gl
       const [inspection, subscriptions, workers] = await Promise.all([q.inspect({ queue: options.queue }), q.subscriptions(), q.workers()]);
       return options.json
         ? JSON.stringify({ ...inspection, subscriptions, workers })
-        : `${renderInspection(inspection)}\n\n${renderWorkers(workers)}\n\n${renderSubscriptions(subscriptions)}`;
+        : [renderInspection(inspection), ...(inspection.runningJobs ? [renderRunningJobs(inspection.runningJobs, inspection.at)] : []),
+           renderWorkers(workers), renderSubscriptions(subscriptions)].join("\n\n");
     };
     if (!options.watch) {
       console.log(await show());
@@ -83,6 +84,31 @@ function limits(l: QueueLimits): string {
     l.keyRateLimit === null ? null : `${rate(l.keyRateLimit)} per key`,
   ].filter((p) => p !== null);
   return parts.length === 0 ? "-" : parts.join(", ");
+}
+
+/** Progress values may be up to 4 KiB: a table cell shows their start. */
+const PROGRESS_SHOWN = 60;
+
+/** A queue's running jobs (`inspect --queue Q`): who runs each, since when, and how far it got. */
+export function renderRunningJobs(running: RunningJobs, at: Date): string {
+  if (running.jobs.length === 0) return "no running jobs";
+  const progress = (value: unknown) => {
+    if (value === null || value === undefined) return "-";
+    const text = JSON.stringify(value);
+    return [...text].length <= PROGRESS_SHOWN ? text : `${[...text].slice(0, PROGRESS_SHOWN - 3).join("")}...`;
+  };
+  const lines = [table(
+    ["RUNNING JOB", "WORKER", "ATTEMPT", "FIRST STARTED", "LEASE ENDS", "PROGRESS"],
+    running.jobs.map((j) => [
+      j.id, j.worker ?? "-", `${j.attempt}/${j.maxAttempts}`,
+      j.startedAt === null ? "-" : `${age(at.getTime() - j.startedAt.getTime())} ago`,
+      j.lockedUntil < at ? `${age(at.getTime() - j.lockedUntil.getTime())} ago` : `in ${age(j.lockedUntil.getTime() - at.getTime())}`,
+      progress(j.progress),
+    ]),
+    [0, 1, 5],
+  )];
+  if (running.more) lines.push(`the first ${count(running.jobs.length)} shown, those whose leases end first; more are running`);
+  return lines.join("\n");
 }
 
 /**

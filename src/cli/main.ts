@@ -52,6 +52,8 @@ program
   .option("--max-attempts <n>", `attempts before the job moves to dead_jobs (default ${DEFAULT_MAX_ATTEMPTS})`, integer(1))
   .option("--dedupe-key <key>", "at most one live job with this key per queue")
   .option("--group <key>", "jobs with the same group key run one at a time, in order")
+  .addOption(new Option("--expires-at <iso>", "not started by then, the job never runs: it is finished as expired").argParser(isoDate).conflicts("ttl"))
+  .option("--ttl <duration>", "not started this long after it is due, the job never runs, e.g. 10m", duration({ bareMs: false }))
   .option("--file <path>", "enqueue one job per line of this file (- for stdin), in one transaction; prints the ids")
   .action((queue: string, json: string | undefined, options, command: Command) => enqueueCommand(queue, json, options, globals(command)));
 
@@ -74,7 +76,7 @@ program
   .description("jobs per queue and state, oldest ready age, jobs that died in the last minute")
   .option("--json", "machine-readable output")
   .option("--watch", "refresh every second until Ctrl-C")
-  .option("--queue <name>", "only this queue")
+  .option("--queue <name>", "only this queue, with its running jobs: worker, attempt, start, progress")
   .action((options, command: Command) => inspectCommand(options, globals(command)));
 
 const dead = program.command("dead").description("jobs that exhausted their attempts");

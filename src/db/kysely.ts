@@ -54,6 +54,7 @@ export interface DeadJobsTable {
   errors: unknown;
   created_at: Date;
   died_at: Date;
+  reason: "failed" | "expired";
 }
 
 export interface Database {
