@@ -5,6 +5,7 @@ import { test } from "node:test";
 import postgres from "postgres";
 import { isConnectionGone, transaction } from "../src/db/transaction.js";
 import { freshDatabase } from "./helpers/db.js";
+import { waitFor } from "./helpers/wait.js";
 
 const { url } = await freshDatabase();
 
@@ -22,6 +23,25 @@ async function afterLoss<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A transaction waiting on a statement, ended from another session: it rejects, saying the connection is gone. */
+async function killedWhileWaiting(sql: postgres.Sql, admin: postgres.Sql, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    let settled = false;
+    const waiting = transaction(sql, async (tx) => {
+      await tx`select set_config('application_name', ${name}, true)`;
+      await tx`select pg_sleep(30)`;
+    }).finally(() => (settled = true));
+    waiting.catch(() => undefined);
+    let killed = false;
+    await waitFor(async () => settled || (killed = (await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${name}`).length > 0),
+      { timeoutMs: 10_000, what: `transaction ${name} to wait, and be ended` });
+    await assert.rejects(waiting, (e) => isConnectionGone(e));
+    // It may have ended before it waited: its first statement got the last loss's error (see afterLoss).
+    if (killed) return;
+    assert.ok(attempt < 3, `transaction ${name} never got to wait`);
+  }
+}
+
 test("a session ended under a transaction rejects it, the pool goes on, and nothing is written on the dead connection", async () => {
   // One connection, so that each transaction runs on the one the last loss left behind.
   const sql = postgres(url, { max: 1, onnotice: () => {} });
@@ -32,14 +52,7 @@ test("a session ended under a transaction rejects it, the pool goes on, and noth
       const own = transaction(sql, (tx) => tx`select pg_terminate_backend(pg_backend_pid())`);
       await assert.rejects(own, (e) => isConnectionGone(e));
       await afterLoss(() => sql`select 1`);
-      const waiting = transaction(sql, async (tx) => {
-        await tx`select set_config('application_name', ${`doomed-${round}`}, true)`;
-        await tx`select pg_sleep(30)`;
-      });
-      while ((await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = ${`doomed-${round}`}`).length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-      await assert.rejects(waiting, (e) => isConnectionGone(e));
+      await killedWhileWaiting(sql, admin, `doomed-${round}`);
       assert.deepEqual([...await afterLoss(() => transaction(sql, (tx) => tx`select ${round}::int as round`))], [{ round }]);
     }
     // An error that is not a lost connection still rolls back, as sql.begin() does.
