@@ -8,43 +8,43 @@
 // however often it is scraped, and only while something scrapes.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { Inspection } from "../admin/inspect.js";
 import type { ProcessingMode } from "../types.js";
+import { CounterTally, HistogramTally } from "./tallies.js";
 
 export const metricsRegistry = new Registry();
 const registers = [metricsRegistry];
 
 const QUEUE_COUNTS_MAX_AGE_MS = 5_000;
 
+const jobCounter = (name: string, help: string) => new CounterTally(name, help, ["queue", "mode"], metricsRegistry);
+
 export const jobCounters = {
-  started: new Counter({ name: "pgq_jobs_started_total", help: "Attempts started", labelNames: ["queue", "mode"], registers }),
-  completed: new Counter({ name: "pgq_jobs_completed_total", help: "Jobs completed", labelNames: ["queue", "mode"], registers }),
-  failed: new Counter({ name: "pgq_jobs_failed_total", help: "Attempts that failed and will be retried", labelNames: ["queue", "mode"], registers }),
-  dead: new Counter({ name: "pgq_jobs_dead_total", help: "Jobs that failed their last attempt and moved to dead_jobs", labelNames: ["queue", "mode"], registers }),
-  leaseLost: new Counter({
-    name: "pgq_jobs_lease_lost_total", help: "Attempts whose lease lapsed before they settled: their result was discarded", labelNames: ["queue", "mode"], registers,
-  }),
-  // Defined before the outcomes exist, so that dashboards and alerts can name them already.
-  cancelled: new Counter({ name: "pgq_jobs_cancelled_total", help: "Jobs cancelled", labelNames: ["queue", "mode"], registers }),
-  expired: new Counter({ name: "pgq_jobs_expired_total", help: "Jobs that expired before they ran", labelNames: ["queue", "mode"], registers }),
+  started: jobCounter("pgq_jobs_started_total", "Attempts started"),
+  completed: jobCounter("pgq_jobs_completed_total", "Jobs completed"),
+  failed: jobCounter("pgq_jobs_failed_total", "Attempts that failed and will be retried"),
+  dead: jobCounter("pgq_jobs_dead_total", "Jobs that failed their last attempt and moved to dead_jobs"),
+  leaseLost: jobCounter("pgq_jobs_lease_lost_total", "Attempts whose lease lapsed before they settled: their result was discarded"),
+  cancelled: jobCounter("pgq_jobs_cancelled_total", "Jobs cancelled while they ran"),
+  expired: jobCounter("pgq_jobs_expired_total", "Jobs that expired before they ran"),
 };
 
-export const jobDuration = new Histogram({
-  name: "pgq_job_duration_seconds",
-  help: "How long an attempt ran, from its start to its outcome (completed, retrying, dead, lease-lost)",
-  labelNames: ["queue", "mode", "outcome"],
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-  registers,
-});
+export const jobDuration = new HistogramTally(
+  "pgq_job_duration_seconds",
+  "How long an attempt ran, from its start to its outcome (completed, retrying, dead, lease-lost)",
+  ["queue", "mode", "outcome"],
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  metricsRegistry,
+);
 
-export const jobWait = new Histogram({
-  name: "pgq_job_wait_seconds",
-  help: "How long a job waited from its run_at (when it became due) to the start of an attempt",
-  labelNames: ["queue", "mode"],
-  buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
-  registers,
-});
+export const jobWait = new HistogramTally(
+  "pgq_job_wait_seconds",
+  "How long a job waited from its run_at (when it became due) to the start of an attempt",
+  ["queue", "mode"],
+  [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
+  metricsRegistry,
+);
 
 export const claims = new Counter({ name: "pgq_claims_total", help: "Claim round trips, whether or not they found jobs", labelNames: ["mode"], registers });
 export const claimErrors = new Counter({ name: "pgq_claim_errors_total", help: "Claims that failed", labelNames: ["mode"], registers });
