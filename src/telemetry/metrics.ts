@@ -26,7 +26,8 @@ export const jobCounters = {
   dead: jobCounter("pgq_jobs_dead_total", "Jobs that failed their last attempt and moved to dead_jobs"),
   leaseLost: jobCounter("pgq_jobs_lease_lost_total", "Attempts whose lease lapsed before they settled: their result was discarded"),
   cancelled: jobCounter("pgq_jobs_cancelled_total", "Jobs cancelled while they ran"),
-  expired: jobCounter("pgq_jobs_expired_total", "Jobs that expired before they ran"),
+  // By the process whose maintenance finished them: no worker, so no mode.
+  expired: new CounterTally("pgq_jobs_expired_total", "Jobs that expired before they ran", ["queue"], metricsRegistry),
 };
 
 export const jobDuration = new HistogramTally(
