@@ -3,11 +3,11 @@
 // each repetition. Prints the medians and pgq's ratio to each peer.
 //
 //   npm run bench -- [--quick] [--reps N] [--only id,...] [--systems name,...] [--statements]
-//                    [--json FILE] [--scale] [--memory] [--churn]
+//                    [--json FILE] [--scale] [--memory] [--churn] [--telemetry]
 //
-// --scale, --memory and --churn run pgq-only studies (claim cost at 10k and 5M rows; RSS over a
-// 1M-job drain; dead tuples under steady churn) that take minutes each, so they run only when
-// asked for.
+// --scale, --memory, --churn and --telemetry run pgq-only studies (claim cost at 10k and 5M rows;
+// RSS over a 1M-job drain; dead tuples under steady churn; lease-mode drains with telemetry on and
+// off, --reps pairs, default 6) that take minutes each, so they run only when asked for.
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Results } from "./report.js";
@@ -17,6 +17,7 @@ import { latency } from "./scenarios/latency.js";
 import { churnStudy } from "./studies/churn.js";
 import { memoryStudy } from "./studies/memory.js";
 import { scaleStudy } from "./studies/scale.js";
+import { telemetryStudy } from "./studies/telemetry.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { steady } from "./scenarios/steady.js";
 import { startBenchServer, type BenchServer } from "./server.js";
@@ -37,6 +38,7 @@ const { values: flags } = parseArgs({
     scale: { type: "boolean", default: false },
     memory: { type: "boolean", default: false },
     churn: { type: "boolean", default: false },
+    telemetry: { type: "boolean", default: false },
   },
 });
 
@@ -50,7 +52,7 @@ if (!Number.isInteger(reps) || reps < 1) usage("--reps needs a positive integer"
 const only = flags.only?.split(",");
 const scenarios = only ? allScenarios.filter((s) => only.includes(s.id)) : allScenarios;
 const systems = flags.systems ? allSystems.filter((s) => flags.systems!.split(",").includes(s.name)) : allSystems;
-const studiesOnly = (flags.scale || flags.memory || flags.churn) && !only;
+const studiesOnly = (flags.scale || flags.memory || flags.churn || flags.telemetry) && !only;
 if (!studiesOnly && (scenarios.length === 0 || systems.length === 0)) {
   usage(`nothing to run: scenarios are ${allScenarios.map((s) => s.id).join(", ")}; systems are ${allSystems.map((s) => `"${s.name}"`).join(", ")}`);
 }
@@ -73,6 +75,7 @@ try {
   if (flags.scale) await scaleStudy(server, flags.quick);
   if (flags.memory) await memoryStudy(server, flags.quick);
   if (flags.churn) await churnStudy(server, flags.quick);
+  if (flags.telemetry) await telemetryStudy(server, flags.quick, Number(flags.reps ?? 6));
 } finally {
   await server.stop();
 }

@@ -125,6 +125,15 @@ alter table pgq.migrations add constraint migrations_hash_key UNIQUE (hash);
 alter table pgq.migrations add constraint migrations_pkey PRIMARY KEY (filename);
 alter table pgq.migrations add constraint migrations_previous_hash_fkey FOREIGN KEY (previous_hash) REFERENCES pgq.migrations(hash);
 
+create unlogged table pgq.queue_gauges (
+  single boolean not null default true,
+  taken_at timestamp with time zone not null,
+  queues jsonb not null
+)
+with (fillfactor=50);
+alter table pgq.queue_gauges add constraint queue_gauges_pkey PRIMARY KEY (single);
+alter table pgq.queue_gauges add constraint queue_gauges_single_check CHECK (single);
+
 create table pgq.queues (
   queue text not null,
   paused boolean not null default false,

@@ -34,6 +34,7 @@ import { Marker } from "./worker/marker.js";
 import { workerSettings, type Handlers } from "./worker/settings.js";
 import { PgqWorker } from "./worker/worker.js";
 import { watchQueues } from "./telemetry/metrics.js";
+import { readQueueGauges } from "./telemetry/queue-gauges.js";
 import { sendSpan } from "./telemetry/tracing.js";
 
 export interface Queue {
@@ -152,7 +153,7 @@ class Client implements Queue {
     private readonly pooler: Pooler,
   ) {
     this.schema = t.schema;
-    this.unwatchQueues = watchQueues(() => inspectQueues(sql, this.schema));
+    this.unwatchQueues = watchQueues(() => readQueueGauges(sql, t));
   }
 
   /** Takes this client's queues out of the metrics' gauges. */

@@ -3,6 +3,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import postgres from "postgres";
 import { connect } from "../src/index.js";
+import { tables } from "../src/db/tables.js";
+import { readQueueGauges } from "../src/telemetry/queue-gauges.js";
+import { collect, startCli } from "./helpers/cli.js";
 import { freshDatabase } from "./helpers/db.js";
 import { waitFor } from "./helpers/wait.js";
 import { pgqWork } from "./helpers/workers.js";
@@ -101,6 +104,8 @@ test("pgq work --metrics-port serves counters, histograms and gauges that move w
 test("the queue gauges are the bounded counts of inspect, and an app can mount the handler", async () => {
   const { metricsHandler, metricsRegistry } = await import("../src/index.js");
   await q.enqueueMany("gauged", [1, 2], { runAt: new Date(Date.now() - 60_000) });
+  // The reading `pgq work` took above is shared, and young enough to be served as it is.
+  await db`update pgq.queue_gauges set taken_at = now() - interval '1 minute'`;
   const { createServer } = await import("node:http");
   const server = createServer((req, res) => void metricsHandler(req, res)).listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
@@ -112,5 +117,57 @@ test("the queue gauges are the bounded counts of inspect, and an app can mount t
     assert.equal(typeof metricsRegistry.getSingleMetric("pgq_jobs_completed_total"), "object");
   } finally {
     server.close();
+  }
+});
+
+test("one process at a time counts the queue gauges; the others read its reading", async (t) => {
+  await q.enqueueMany("shared", [1, 2, 3]);
+  const pools = Array.from({ length: 4 }, () => postgres(url, { max: 2, onnotice: () => {} }));
+  t.after(() => Promise.all(pools.map((p) => p.end())));
+  const read = () => Promise.all(pools.map((p) => readQueueGauges(p, tables(p, "pgq"))));
+  const ready = (r: Awaited<ReturnType<typeof readQueueGauges>>) => r?.queues.find((g) => g.queue === "shared")?.ready;
+
+  await db`update pgq.queue_gauges set taken_at = now() - interval '1 minute'`;
+  const stale = await read();
+  // ageMs 0: this call counted. The others found the lock taken (and kept the stale reading) or
+  // took it after the counter committed, and then found its reading fresh.
+  assert.equal(stale.filter((r) => r?.ageMs === 0).length, 1, "exactly one counted");
+  const [row] = await db<{ queues: { queue: string; ready: number }[] }[]>`select queues from pgq.queue_gauges`;
+  assert.equal(row!.queues.find((g) => g.queue === "shared")?.ready, 3);
+  const fresh = await read();
+  assert.ok(fresh.every((r) => r !== undefined && r.ageMs > 0 && ready(r) === 3), "a fresh reading is read, not counted again");
+
+  // A reading being refreshed elsewhere (the lock held) is served as it is, without waiting.
+  await db`update pgq.queue_gauges set taken_at = now() - interval '1 minute'`;
+  await q.enqueue("shared", 4);
+  const held = await db.reserve();
+  try {
+    await held`begin`;
+    await held`select pg_advisory_xact_lock(hashtext('pgq queue gauges'), hashtext('pgq'))`;
+    const meanwhile = await read();
+    assert.ok(meanwhile.every((r) => r !== undefined && r.ageMs >= 60_000 && ready(r) === 3));
+    await held`commit`;
+  } finally {
+    held.release();
+  }
+  assert.equal(ready((await read()).find((r) => r?.ageMs === 0)), 4, "counted again once the lock is free");
+});
+
+test("pgq dashboard serves /metrics behind the dashboard's credentials", async () => {
+  const token = "0123456789abcdef0123";
+  const child = startCli(["dashboard", "--port", "0", "--token", token], { databaseUrl: url });
+  try {
+    let stdout = "";
+    child.stdout!.on("data", (d: Buffer) => (stdout += d));
+    const base = await waitFor(() => /(http:\/\/127\.0\.0\.1:\d+)\//.exec(stdout)?.[1], { what: "the dashboard's URL" });
+    assert.equal((await fetch(`${base}/metrics`)).status, 401);
+    const response = await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(response.status, 200);
+    assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const samples = parse(await response.text());
+    assert.equal(typeof value(samples, "pgq_jobs", { queue: "gauged", state: "ready" }), "number");
+  } finally {
+    child.kill("SIGTERM");
+    await collect(child);
   }
 });

@@ -1,4 +1,4 @@
-// pgq.enqueue, the SQL function (migrations 000006, 000009, 000012): every option of the library,
+// pgq.enqueue, the SQL function (migrations 000006, 000009, 000013): every option of the library,
 // named or positional, the old seven-argument form, and the library's checks.
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -3,7 +3,7 @@
 import type { Sql } from "postgres";
 import { Countdown, now } from "../clock.js";
 import { connect } from "../../src/index.js";
-import type { WorkOptions } from "../../src/types.js";
+import type { Worker, WorkOptions } from "../../src/types.js";
 import { QUEUE } from "../systems/system.js";
 
 /** Adds `rows` jobs to pgq.jobs in slices, so that no one transaction grows huge: ready ones, or due in `delayS` seconds. */
@@ -22,21 +22,31 @@ export interface DrainResult {
   jobs: number;
   seconds: number;
   rate: number;
+  /** This process's CPU time (user and system) over the drain, per job handled. */
+  cpuUsPerJob: number;
 }
 
-/** Runs a pgq worker until it has handled `jobs` jobs (or `boundMs` passes); `sample` runs every second. */
-export async function timedDrain(url: string, options: WorkOptions, jobs: number, boundMs: number, sample?: () => void): Promise<DrainResult> {
+/**
+ * Runs a pgq worker until it has handled `jobs` jobs (or `boundMs` passes); `sample` runs every
+ * second; `started` sees the worker as soon as it exists.
+ */
+export async function timedDrain(
+  url: string, options: WorkOptions, jobs: number, boundMs: number, sample?: () => void, started?: (worker: Worker) => void,
+): Promise<DrainResult> {
   const q = await connect({ databaseUrl: url });
   const done = new Countdown(jobs);
   const timer = sample && setInterval(sample, 1000);
   try {
     const start = now();
+    const cpu = process.cpuUsage();
     const worker = q.work(QUEUE, () => done.tick(), options);
+    started?.(worker);
     await worker.ready;
     await done.wait(boundMs);
     const seconds = (now() - start) / 1000;
+    const { user, system } = process.cpuUsage(cpu);
     await worker.stop();
-    return { jobs: done.count, seconds, rate: done.count / seconds };
+    return { jobs: done.count, seconds, rate: done.count / seconds, cpuUsPerJob: (user + system) / done.count };
   } finally {
     clearInterval(timer);
     await q.close();

@@ -11,7 +11,8 @@
 // cannot stop, and test/inspect-plans.test.ts checks the plans at a million jobs. The queries are
 // plain SQL rather than kysely: the skip scans below are recursive CTEs that read better as written.
 import type { Helper, PendingQuery, Row as PgRow, Sql, TransactionSql } from "postgres";
-import { operatorRead } from "../db/operator-read.js";
+import { asOperatorRead } from "../db/operator-read.js";
+import { transaction } from "../db/transaction.js";
 import { tables, type Tables } from "../db/tables.js";
 import { GROUP_WAITING, JOB_STATES, QUEUED, READY, RETRYING, RUNNING, SCHEDULED } from "../job-state.js";
 import type { QueueStats, RateLimit } from "../types.js";
@@ -116,13 +117,17 @@ interface Row {
 }
 
 export async function inspectQueues(sql: Sql, schema: string, options: InspectOptions = {}): Promise<Inspection> {
+  return transaction(sql, (tx) => inspectWithin(tx, tables(sql, schema), options), "read only");
+}
+
+/** inspectQueues() in the caller's transaction (the queue gauges' refresh, which writes too). */
+export async function inspectWithin(tx: TransactionSql, t: Tables, options: InspectOptions = {}): Promise<Inspection> {
   const { queue, exactUpTo = DEFAULT_EXACT_UP_TO, runningJobsUpTo = DEFAULT_RUNNING_JOBS_UP_TO } = options;
   if (queue !== undefined) assertQueueName(queue);
   assertInteger(exactUpTo, "exactUpTo", 1, 10_000_000);
   assertInteger(runningJobsUpTo, "runningJobsUpTo", 1, 10_000);
-  const t = tables(sql, schema);
   const cap = exactUpTo + 1;
-  return operatorRead(sql, async (tx) => {
+  return asOperatorRead(tx, async () => {
     const is = (state: string) => tx.unsafe(state);
     const rows = await tx<Row[]>`
       with recursive

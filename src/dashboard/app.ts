@@ -9,6 +9,7 @@ import type { Queue } from "../client.js";
 import { readHealth } from "../admin/health.js";
 import { findJob, LISTED_STATES, listJobs, type ListedState } from "../admin/jobs.js";
 import { PgqError, ValidationError } from "../errors.js";
+import { metricsText } from "../telemetry/metrics.js";
 import { STYLESHEET, SCRIPT } from "./assets.js";
 import { authenticate, CsrfTokens, sameHost, type DashboardAuth } from "./security.js";
 import { ThroughputHistory } from "./throughput.js";
@@ -73,6 +74,11 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
 
   app.get("/assets/dashboard.css", (c) => c.body(STYLESHEET, 200, { "Content-Type": "text/css; charset=utf-8" }));
   app.get("/assets/dashboard.js", (c) => c.body(SCRIPT, 200, { "Content-Type": "text/javascript; charset=utf-8" }));
+  // Prometheus's scrape, behind the same credentials as the pages (Authorization: Bearer or Basic).
+  app.get("/metrics", async (c) => {
+    const { status, contentType, body } = await metricsText();
+    return c.body(body, status, { "Content-Type": contentType });
+  });
 
   const overviewData = async (): Promise<views.OverviewData> => {
     const [inspection, settings, health, workers] = await Promise.all([q.inspect({ exactUpTo: EXACT_UP_TO }), q.queues(), readHealth(q.sql, q.schema), q.workers()]);

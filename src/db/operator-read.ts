@@ -16,9 +16,12 @@ import type { Sql, TransactionSql } from "postgres";
 import { transaction } from "./transaction.js";
 
 export async function operatorRead<T>(sql: Sql, read: (tx: TransactionSql) => Promise<T>): Promise<T> {
-  return transaction(sql, async (tx) => {
-    await tx`select set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),
-                    set_config('enable_bitmapscan', 'off', true)`;
-    return read(tx);
-  }, "read only");
+  return transaction(sql, (tx) => asOperatorRead(tx, () => read(tx)), "read only");
+}
+
+/** Runs `read` with the settings above, set for the rest of `tx`: for a transaction that also writes. */
+export async function asOperatorRead<T>(tx: TransactionSql, read: () => Promise<T>): Promise<T> {
+  await tx`select set_config('jit', 'off', true), set_config('enable_seqscan', 'off', true),
+                  set_config('enable_bitmapscan', 'off', true)`;
+  return read();
 }

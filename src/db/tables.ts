@@ -14,6 +14,7 @@ export interface Tables {
   keyHasRoom: Helper<string>;
   recordStarts: Helper<string>;
   history: Helper<string>;
+  queueGauges: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -29,5 +30,6 @@ export function tables(sql: Sql, schema: string): Tables {
     keyHasRoom: sql(`${schema}.key_has_room`),
     recordStarts: sql(`${schema}.record_starts`),
     history: sql(`${schema}.history`),
+    queueGauges: sql(`${schema}.queue_gauges`),
   };
 }

@@ -21,6 +21,7 @@ import { expireJobs } from "../sql/expire.js";
 import { maintainHistory } from "../sql/history.js";
 import { findLostWorkers, rescueLapsedLeases, rescueLostWorkers } from "../sql/rescue.js";
 import { forgetDeadWorkers } from "../sql/workers.js";
+import { jobCounters } from "../telemetry/metrics.js";
 import type { Marker } from "../worker/marker.js";
 import { Scheduler } from "./scheduler.js";
 
@@ -100,7 +101,9 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
       this.nextExpireAt = performance.now() + EXPIRE_EVERY_MS;
       await this.task("finishing expired jobs", async () => {
         const expired = await expireJobs(this.pool.sql, this.tables);
-        if (expired > 0) this.log.info({ jobs: expired }, "finished jobs that expired before any worker started them");
+        for (const { queue, n } of expired) jobCounters.expired.labels({ queue }).value += n;
+        const jobs = expired.reduce((sum, e) => sum + e.n, 0);
+        if (jobs > 0) this.log.info({ jobs }, "finished jobs that expired before any worker started them");
       });
     }
     if (performance.now() >= this.nextHistoryAt) {

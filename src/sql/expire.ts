@@ -12,10 +12,10 @@ const EXPIRE_BATCH = 1000;
  * in a queue that keeps no history (retention 0), to pgq.dead_jobs with reason 'expired', so
  * that an operator still sees them. Jobs with an expires_at are found along jobs_expiry; those
  * of a queue with a ttl_ms, along jobs_claim from the queue's oldest run_at. The claim never
- * hands these jobs out meanwhile (sql/claim.ts). Returns how many expired.
+ * hands these jobs out meanwhile (sql/claim.ts). Returns how many expired, per queue (none: []).
  */
-export async function expireJobs(sql: Sql, t: Tables): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`
+export async function expireJobs(sql: Sql, t: Tables): Promise<{ queue: string; n: number }[]> {
+  return sql<{ queue: string; n: number }[]>`
     with past_expiry as (
       select j.id from ${t.jobs} j
       where j.expires_at is not null and j.expires_at <= now() and j.locked_until is null
@@ -42,6 +42,5 @@ export async function expireJobs(sql: Sql, t: Tables): Promise<number> {
       from expired e
       where ${retentionMs(sql, t, sql`e.queue`)} = 0
     ), notified as (${notifyFinished(sql, t, "expired")})
-    select count(*)::int as n from expired where (select count(*) from notified) >= 0`;
-  return row!.n;
+    select queue, count(*)::int as n from expired where (select count(*) from notified) >= 0 group by queue`;
 }

@@ -3,48 +3,48 @@
 // serve it. Labels are queue, mode and outcome only: never a job id, so the series stay few.
 //
 // Counters and histograms move with the events of this process's workers (worker-metrics.ts).
-// The gauges of jobs by queue and state come from the bounded counts of `pgq inspect`: each
-// client refreshes them at most every QUEUE_COUNTS_MAX_AGE_MS, however many workers it runs and
-// however often it is scraped, and only while something scrapes.
+// The gauges of jobs by queue and state come from the bounded counts of `pgq inspect`, counted
+// by one process for all of them at most every QUEUE_GAUGES_MAX_AGE_MS (queue-gauges.ts), and
+// only while something scrapes.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Inspection } from "../admin/inspect.js";
+import { Counter, Gauge, Registry } from "prom-client";
 import type { ProcessingMode } from "../types.js";
+import { QUEUE_GAUGES_MAX_AGE_MS, type GaugeReading } from "./queue-gauges.js";
+import { CounterTally, HistogramTally } from "./tallies.js";
 
 export const metricsRegistry = new Registry();
 const registers = [metricsRegistry];
 
-const QUEUE_COUNTS_MAX_AGE_MS = 5_000;
+
+const jobCounter = (name: string, help: string) => new CounterTally(name, help, ["queue", "mode"], metricsRegistry);
 
 export const jobCounters = {
-  started: new Counter({ name: "pgq_jobs_started_total", help: "Attempts started", labelNames: ["queue", "mode"], registers }),
-  completed: new Counter({ name: "pgq_jobs_completed_total", help: "Jobs completed", labelNames: ["queue", "mode"], registers }),
-  failed: new Counter({ name: "pgq_jobs_failed_total", help: "Attempts that failed and will be retried", labelNames: ["queue", "mode"], registers }),
-  dead: new Counter({ name: "pgq_jobs_dead_total", help: "Jobs that failed their last attempt and moved to dead_jobs", labelNames: ["queue", "mode"], registers }),
-  leaseLost: new Counter({
-    name: "pgq_jobs_lease_lost_total", help: "Attempts whose lease lapsed before they settled: their result was discarded", labelNames: ["queue", "mode"], registers,
-  }),
-  // Defined before the outcomes exist, so that dashboards and alerts can name them already.
-  cancelled: new Counter({ name: "pgq_jobs_cancelled_total", help: "Jobs cancelled", labelNames: ["queue", "mode"], registers }),
-  expired: new Counter({ name: "pgq_jobs_expired_total", help: "Jobs that expired before they ran", labelNames: ["queue", "mode"], registers }),
+  started: jobCounter("pgq_jobs_started_total", "Attempts started"),
+  completed: jobCounter("pgq_jobs_completed_total", "Jobs completed"),
+  failed: jobCounter("pgq_jobs_failed_total", "Attempts that failed and will be retried"),
+  dead: jobCounter("pgq_jobs_dead_total", "Jobs that failed their last attempt and moved to dead_jobs"),
+  leaseLost: jobCounter("pgq_jobs_lease_lost_total", "Attempts whose lease lapsed before they settled: their result was discarded"),
+  cancelled: jobCounter("pgq_jobs_cancelled_total", "Jobs cancelled while they ran"),
+  // By the process whose maintenance finished them: no worker, so no mode.
+  expired: new CounterTally("pgq_jobs_expired_total", "Jobs that expired before they ran", ["queue"], metricsRegistry),
 };
 
-export const jobDuration = new Histogram({
-  name: "pgq_job_duration_seconds",
-  help: "How long an attempt ran, from its start to its outcome (completed, retrying, dead, lease-lost)",
-  labelNames: ["queue", "mode", "outcome"],
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-  registers,
-});
+export const jobDuration = new HistogramTally(
+  "pgq_job_duration_seconds",
+  "How long an attempt ran, from its start to its outcome (completed, retrying, dead, lease-lost)",
+  ["queue", "mode", "outcome"],
+  [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  metricsRegistry,
+);
 
-export const jobWait = new Histogram({
-  name: "pgq_job_wait_seconds",
-  help: "How long a job waited from its run_at (when it became due) to the start of an attempt",
-  labelNames: ["queue", "mode"],
-  buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
-  registers,
-});
+export const jobWait = new HistogramTally(
+  "pgq_job_wait_seconds",
+  "How long a job waited from its run_at (when it became due) to the start of an attempt",
+  ["queue", "mode"],
+  [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600],
+  metricsRegistry,
+);
 
 export const claims = new Counter({ name: "pgq_claims_total", help: "Claim round trips, whether or not they found jobs", labelNames: ["mode"], registers });
 export const claimErrors = new Counter({ name: "pgq_claim_errors_total", help: "Claims that failed", labelNames: ["mode"], registers });
@@ -87,56 +87,58 @@ new Gauge({
   },
 });
 
-/** Where the queue gauges come from: a client's inspect(), with its last result. */
+/** Where the queue gauges come from: a client's reading (queue-gauges.ts), kept until it is due again. */
 class QueueCounts {
-  private last: Inspection | undefined;
-  private takenAt = -Infinity;
-  private pending: Promise<Inspection | undefined> | undefined;
+  private last: GaugeReading | undefined;
+  private freshUntil = -Infinity;
+  private pending: Promise<GaugeReading | undefined> | undefined;
 
-  constructor(private readonly inspect: () => Promise<Inspection>) {}
+  constructor(private readonly read: () => Promise<GaugeReading | undefined>) {}
 
-  /** The counts, refreshed if older than QUEUE_COUNTS_MAX_AGE_MS; undefined while the database cannot say. */
-  current(): Promise<Inspection | undefined> {
-    if (performance.now() - this.takenAt < QUEUE_COUNTS_MAX_AGE_MS) return Promise.resolve(this.last);
-    this.pending ??= this.inspect()
+  /** The reading, read again once it has aged QUEUE_GAUGES_MAX_AGE_MS; undefined while the database cannot say. */
+  current(): Promise<GaugeReading | undefined> {
+    if (performance.now() < this.freshUntil) return Promise.resolve(this.last);
+    this.pending ??= this.read()
       .then(
-        (inspection) => inspection,
+        (reading) => reading,
         // Stale depths would hide an outage: the series vanish instead, until counts come again.
         () => undefined,
       )
-      .then((inspection) => {
-        this.last = inspection;
-        this.takenAt = performance.now();
-        return inspection;
+      .then((reading) => {
+        this.last = reading;
+        // A reading another process is refreshing just now is kept a second, not read again at once.
+        this.freshUntil = performance.now() + Math.max(MIN_KEPT_MS, QUEUE_GAUGES_MAX_AGE_MS - (reading?.ageMs ?? 0));
+        return reading;
       })
       .finally(() => (this.pending = undefined));
     return this.pending;
   }
 }
 
+const MIN_KEPT_MS = 1_000;
 const queueCounts = new Set<QueueCounts>();
 
 /** Makes a client's queues part of the gauges, until the returned function is called. */
-export function watchQueues(inspect: () => Promise<Inspection>): () => void {
-  const counts = new QueueCounts(inspect);
+export function watchQueues(read: () => Promise<GaugeReading | undefined>): () => void {
+  const counts = new QueueCounts(read);
   queueCounts.add(counts);
   return () => queueCounts.delete(counts);
 }
 
-async function inspections(): Promise<Inspection[]> {
+async function readings(): Promise<GaugeReading[]> {
   const all = await Promise.all([...queueCounts].map((c) => c.current()));
-  return all.filter((i) => i !== undefined);
+  return all.filter((r) => r !== undefined);
 }
 
 const STATES = ["ready", "scheduled", "running", "retrying", "dead"] as const;
 
 new Gauge({
   name: "pgq_jobs",
-  help: `Jobs by queue and state, counted exactly up to 10000 and estimated above, at most ${QUEUE_COUNTS_MAX_AGE_MS / 1000} s old`,
+  help: `Jobs by queue and state, counted exactly up to 10000 and estimated above, at most ${QUEUE_GAUGES_MAX_AGE_MS / 1000} s old`,
   labelNames: ["queue", "state"],
   registers,
   async collect() {
-    const found = await inspections();
+    const found = await readings();
     this.reset();
     for (const { queues } of found) for (const q of queues) for (const state of STATES) this.set({ queue: q.queue, state }, q[state]);
   },
@@ -147,18 +149,23 @@ new Gauge({
   labelNames: ["queue"],
   registers,
   async collect() {
-    const found = await inspections();
+    const found = await readings();
     this.reset();
     for (const { queues } of found) for (const q of queues) this.set({ queue: q.queue }, (q.oldestReadyAgeMs ?? 0) / 1000);
   },
 });
 
+/** The registry in Prometheus's text format, or the reason it could not be read. */
+export async function metricsText(): Promise<{ status: 200 | 500; contentType: string; body: string }> {
+  try {
+    return { status: 200, contentType: metricsRegistry.contentType, body: await metricsRegistry.metrics() };
+  } catch (error) {
+    return { status: 500, contentType: "text/plain", body: `pgq metrics failed: ${(error as Error).message}\n` };
+  }
+}
+
 /** Serves the registry in Prometheus's text format; mount it on any node:http-style server. */
 export async function metricsHandler(_request: IncomingMessage, response: ServerResponse): Promise<void> {
-  try {
-    const body = await metricsRegistry.metrics();
-    response.writeHead(200, { "content-type": metricsRegistry.contentType }).end(body);
-  } catch (error) {
-    response.writeHead(500, { "content-type": "text/plain" }).end(`pgq metrics failed: ${(error as Error).message}\n`);
-  }
+  const { status, contentType, body } = await metricsText();
+  response.writeHead(status, { "content-type": contentType }).end(body);
 }

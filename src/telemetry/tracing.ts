@@ -9,14 +9,22 @@
 // context a link of the process span, and allow it as the parent when a span processes one
 // message: it is both, so that a trace shows the request, the enqueue and every attempt together.
 import {
-  context, isSpanContextValid, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace,
-  type Attributes, type Context, type Span, type SpanContext,
+  context, isSpanContextValid, ProxyTracerProvider, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace,
+  type Attributes, type Context, type Span, type SpanContext, type Tracer,
 } from "@opentelemetry/api";
 import type { ClaimedJob } from "../sql/claim.js";
 import type { ProcessingMode } from "../types.js";
 
-// A proxy: it finds the SDK whenever the application registers one, before or after this import.
-const tracer = trace.getTracer("pgq");
+/**
+ * pgq's tracer, or undefined while no SDK is registered: then no span is made at all, since even
+ * the API's no-op spans and contexts cost ~1 µs a job. Asked at every span, so that an SDK
+ * registered after pgq was imported, or after its workers started, is used from then on.
+ */
+function sdkTracer(): Tracer | undefined {
+  const provider = trace.getTracerProvider();
+  // Another copy of the API (another version) has its own proxy class: ask it for a tracer.
+  return provider instanceof ProxyTracerProvider ? provider.getDelegateTracer("pgq") : provider.getTracer("pgq");
+}
 
 /** How an attempt ended, as the span's pgq.job.outcome (unrecorded: failed, and the database could not be told). */
 export type AttemptOutcome = "completed" | "retrying" | "dead" | "lease-lost" | "unrecorded" | "released" | "cancelled";
@@ -26,6 +34,8 @@ export type AttemptOutcome = "completed" | "retrying" | "dead" | "lease-lost" | 
  * producer span; `send` gets the span's context as a traceparent to store with the jobs.
  */
 export async function sendSpan(destination: string, count: number, send: (traceContext: string | null) => Promise<string[]>): Promise<string[]> {
+  const tracer = sdkTracer();
+  if (!tracer) return send(null);
   // Literals, not spreads: spreading an object of dotted keys cost ~30 µs a job, as much as the job.
   const attributes: Attributes = {
     "messaging.system": "pgq",
@@ -49,11 +59,23 @@ export async function sendSpan(destination: string, count: number, send: (traceC
 }
 
 /** The consumer span of one attempt: start it when the attempt starts, end it with its outcome. */
-export class ProcessSpan {
+export interface AttemptSpan {
+  run<T>(attempt: () => Promise<T>): Promise<T>;
+  end(outcome: AttemptOutcome, error?: unknown): void;
+}
+
+const UNTRACED: AttemptSpan = { run: (attempt) => attempt(), end: () => undefined };
+
+export function processSpan(job: ClaimedJob, mode: ProcessingMode): AttemptSpan {
+  const tracer = sdkTracer();
+  return tracer ? new ProcessSpan(tracer, job, mode) : UNTRACED;
+}
+
+class ProcessSpan implements AttemptSpan {
   private readonly span: Span;
   private readonly context: Context;
 
-  constructor(job: ClaimedJob, mode: ProcessingMode) {
+  constructor(tracer: Tracer, job: ClaimedJob, mode: ProcessingMode) {
     const creation = job.trace_context === null ? undefined : spanContextOf(job.trace_context);
     const parent = creation ? trace.setSpanContext(ROOT_CONTEXT, creation) : ROOT_CONTEXT;
     this.span = tracer.startSpan(
@@ -78,7 +100,6 @@ export class ProcessSpan {
     this.context = trace.setSpan(parent, this.span);
   }
 
-  /** Runs the attempt with this span active: the handler's own spans become its children. */
   run<T>(attempt: () => Promise<T>): Promise<T> {
     return context.with(this.context, attempt);
   }

@@ -1,14 +1,14 @@
-// A worker's events, counted: the counters and histograms of metrics.ts move here. The labelled
-// series of each queue are looked up once per worker, not at every job.
-import type { Counter, Histogram } from "prom-client";
+// A worker's events, counted: the counters and histograms of metrics.ts move here. The series
+// of each queue are looked up once per worker, then each job costs a few additions (tallies.ts).
 import type { EventEmitter } from "node:events";
 import type { WorkerEvents } from "../worker/events.js";
 import { claimErrors, claims, databaseOutages, jobCounters, jobDuration, jobWait, observedWorkers, type ObservedWorker } from "./metrics.js";
+import type { CounterSeries, HistogramSeries } from "./tallies.js";
 
 type Labels = "queue" | "mode";
-type QueueSeries = Record<"started" | "completed" | "failed" | "dead" | "leaseLost" | "cancelled", Counter.Internal> & {
-  wait: Histogram.Internal<Labels>;
-  duration: (outcome: string) => Histogram.Internal<Labels | "outcome">;
+type QueueSeries = Record<"started" | "completed" | "failed" | "dead" | "leaseLost" | "cancelled", CounterSeries<Labels>> & {
+  wait: HistogramSeries<Labels>;
+  duration: (outcome: string) => HistogramSeries<Labels | "outcome">;
 };
 
 export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents>): void {
@@ -20,7 +20,8 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
     let series = queues.get(queue);
     if (!series) {
       const labels = { queue, mode };
-      const durations = new Map<string, Histogram.Internal<Labels | "outcome">>();
+      const durations = new Map<string, HistogramSeries<Labels | "outcome">>();
+      // Made at the queue's first job, at 0, so that increase() sees the first failure too.
       series = {
         started: jobCounters.started.labels(labels),
         completed: jobCounters.completed.labels(labels),
@@ -35,33 +36,31 @@ export function observeWorker(worker: ObservedWorker & EventEmitter<WorkerEvents
           return d;
         },
       };
-      // At 0 from the queue's first job, so that increase() sees the first failure too.
-      for (const counter of [series.started, series.completed, series.failed, series.dead, series.leaseLost, series.cancelled]) counter.inc(0);
       queues.set(queue, series);
     }
     return series;
   };
   worker.on("started", (job, waitedMs) => {
     const s = of(job.queue);
-    s.started.inc();
+    s.started.value++;
     s.wait.observe(waitedMs / 1000);
   });
   worker.on("completed", (job, ms) => {
     const s = of(job.queue);
-    s.completed.inc();
+    s.completed.value++;
     s.duration("completed").observe(ms / 1000);
   });
   worker.on("failed", (job, _error, outcome, ms) => {
     const s = of(job.queue);
-    (outcome === "dead" ? s.dead : s.failed).inc();
+    (outcome === "dead" ? s.dead : s.failed).value++;
     s.duration(outcome).observe(ms / 1000);
   });
   worker.on("lease-lost", (job, ms) => {
     const s = of(job.queue);
-    s.leaseLost.inc();
+    s.leaseLost.value++;
     s.duration("lease-lost").observe(ms / 1000);
   });
-  worker.on("cancelled", (job) => of(job.queue).cancelled.inc());
+  worker.on("cancelled", (job) => of(job.queue).cancelled.value++);
   const claimsOfMode = claims.labels({ mode });
   const claimErrorsOfMode = claimErrors.labels({ mode });
   claimErrorsOfMode.inc(0);

@@ -19,7 +19,7 @@ import { retryDelayMs } from "../retry-policy.js";
 import type { ClaimedJob } from "../sql/claim.js";
 import { completeInTransaction } from "../sql/complete.js";
 import { recordProgress } from "../sql/progress.js";
-import { ProcessSpan, type AttemptOutcome } from "../telemetry/tracing.js";
+import { processSpan, type AttemptOutcome } from "../telemetry/tracing.js";
 import type { Job, JobContext } from "../types.js";
 import { serializePayload } from "../validate.js";
 import type { Completer } from "./completer.js";
@@ -63,7 +63,7 @@ export class Executor {
     const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
     const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
     const started = performance.now();
-    const span = new ProcessSpan(claimed, settings.mode);
+    const span = processSpan(claimed, settings.mode);
     events.emit("started", job, waitedMs(entry, started));
     try {
       await span.run(() => (settings.mode === "transaction" ? this.inTransaction(entry, job, log, timeoutMs) : this.underLease(entry, job, log)));
