@@ -198,8 +198,9 @@ test("the overview charts the last hour from pgq.history, a bar a minute, extrap
 
 test("read-only mode draws no action and refuses every POST", async () => {
   const [id] = await bury(q, db, "readonly", [{}]);
+  const { id: live } = await q.enqueue("readonly", {});
   const ro = new Browser(dashboard(q, { readOnly: true }).fetch);
-  for (const path of ["/", `/jobs/${id}`, "/jobs?state=dead", "/schedules"]) {
+  for (const path of ["/", `/jobs/${id}`, `/jobs/${live}`, "/jobs?state=dead", "/jobs?queue=readonly", "/schedules"]) {
     const page = await (await ro.get(path)).text();
     assert.ok(!page.includes('method="post"'), path);
   }
@@ -208,6 +209,9 @@ test("read-only mode draws no action and refuses every POST", async () => {
   const res = await ro.request("POST", "/jobs/retry", { body: { ids: id!, confirmed: "1", _csrf: "x" }, headers: { origin: ro.origin, "sec-fetch-site": "same-origin" } });
   assert.equal(res.status, 403);
   assert.equal((await q.deadJobs.list({ queue: "readonly" })).length, 1);
+  const cancel = await ro.request("POST", `/jobs/${live}/cancel`, { body: { _csrf: "x" }, headers: { origin: ro.origin, "sec-fetch-site": "same-origin" } });
+  assert.equal(cancel.status, 403);
+  assert.equal((await q.getJob(live))?.state, "ready");
 });
 
 test("a token or basic-auth credentials are required when configured", async () => {
