@@ -79,13 +79,18 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
 
   // The overview's data, shared by the requests that come within a second of each other (every
   // open tab polls it every two seconds) and dropped by any action, so that its page shows it.
-  // inspect() skips its own count of finished jobs: the chart reads them, minute by minute.
+  // inspect() skips its own count of finished jobs: the chart reads them, minute by minute, at
+  // the same time, for the queues the last read listed (and afterwards for any new one).
+  let charted: string[] = [];
   const overviewData = sharedFor(OVERVIEW_SHARED_MS, async (): Promise<views.OverviewData> => {
-    const [inspection, settings, health, workers] = await Promise.all([
-      q.inspect({ exactUpTo: EXACT_UP_TO, finished: false }), q.queues(), readHealth(q.sql, q.schema), q.workers()]);
+    const [inspection, settings, health, workers, chart] = await Promise.all([
+      q.inspect({ exactUpTo: EXACT_UP_TO, finished: false }), q.queues(), readHealth(q.sql, q.schema), q.workers(), throughput.read(charted)]);
     const listed = new Set(inspection.queues.map((s) => s.queue));
     const extraQueues = settings.filter((s) => !listed.has(s.queue)).map((s) => ({ queue: s.queue, paused: s.paused }));
-    const chart = await throughput.read([...listed, ...extraQueues.map((e) => e.queue)]);
+    charted = [...listed, ...extraQueues.map((e) => e.queue)];
+    const unread = charted.filter((queue) => !chart.has(queue));
+    if (unread.length > 0) for (const [queue, points] of await throughput.read(unread)) chart.set(queue, points);
+    throughput.retain(charted);
     return { inspection, health, workers, extraQueues, throughput: chart };
   });
   app.get("/", async (c) => page(c, "Overview", "", views.overview(view(c), views.overviewFragment(view(c), await overviewData()))));

@@ -22,6 +22,7 @@ export class ThroughputChart {
 
   /** The last hour of each queue, one point per minute, oldest first. */
   async read(queues: string[]): Promise<Map<string, ThroughputPoint[]>> {
+    if (queues.length === 0) return new Map();
     const now = this.#clock ? this.#clock.db + performance.now() - this.#clock.local : undefined;
     const requests = queues.map((queue) => ({ queue, minutes: this.#minutesToRead(queue, now) }));
     const { at, queues: read } = await readThroughput(this.sql, this.schema, requests);
@@ -36,8 +37,13 @@ export class ThroughputChart {
       this.#final.set(queue, points.filter((p) => p.minute.getTime() + 60_000 + FINAL_AFTER_MS <= at.getTime()));
       out.set(queue, points);
     }
-    for (const queue of this.#final.keys()) if (!out.has(queue)) this.#final.delete(queue);
     return out;
+  }
+
+  /** Forgets the queues that are gone. */
+  retain(queues: string[]): void {
+    const keep = new Set(queues);
+    for (const queue of this.#final.keys()) if (!keep.has(queue)) this.#final.delete(queue);
   }
 
   /** From the minute after the last final one to the current one, or the whole hour. */
