@@ -1,6 +1,7 @@
 // The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a real
 // PostgreSQL and a real `pgq work` process: every page loads, a dead job retried from its page
-// runs and completes, a queue paused from the overview stops feeding the worker, a payload
+// runs and completes (its result and the overview's chart show it), a queue paused from the
+// overview stops feeding the worker, a running job cancelled from its page stops, a payload
 // holding <script> stays text, and the read-only and authenticated modes refuse actions.
 // Screenshots of the main pages go to test-output/dashboard/ (git-ignored).
 import assert from "node:assert/strict";
@@ -21,7 +22,7 @@ const SCREENSHOTS = join(process.cwd(), "test-output", "dashboard");
 const ctx = await testQueue();
 // One real worker process for the file, serving the queues the tests watch.
 if (chromium.installed()) {
-  pgqWork(["browser", "other"], { handler: "test/fixtures/ok-handler.mjs", databaseUrl: ctx.url, concurrency: 2, pollIntervalMs: 200 });
+  pgqWork(["browser", "other"], { handler: "test/fixtures/dashboard-handler.mjs", databaseUrl: ctx.url, concurrency: 2, pollIntervalMs: 200 });
 }
 
 describe("the dashboard in a browser", needs(chromium), () => {
@@ -84,11 +85,37 @@ describe("the dashboard in a browser", needs(chromium), () => {
     await page.waitForURL(new RegExp(`/jobs/${deadId}\\?done=`));
     assert.match(await page.getByRole("status").textContent() ?? "", /Retried 1 job/);
     await waitFor(async () => {
-      const res = await page.reload();
-      return res?.status() === 404;
-    }, { what: "the retried job to complete and leave pgq.jobs" });
-    assert.match(await page.locator("main").textContent() ?? "", /it finished/);
+      await page.reload();
+      return (await page.locator("h1 .badge").textContent()) === "completed";
+    }, { what: "the retried job to complete" });
+    assert.deepEqual(JSON.parse(await page.locator("pre.result").textContent() ?? ""), { sent: true });
+    assert.equal(await page.getByRole("button", { name: "Retry" }).count(), 0);
     assert.equal((await q.deadJobs.list({ queue: "browser" })).length, 0);
+    // The overview's chart counts it, without a reload.
+    await page.goto(`${base}/`);
+    await waitFor(async () => /[1-9][0-9]* done/.test(await page.locator('tr[data-queue="browser"] .throughput').textContent() ?? ""), {
+      what: "the chart to count the completed job",
+    });
+    await page.screenshot({ path: join(SCREENSHOTS, "overview-chart.png"), fullPage: true });
+  });
+
+  test("a running job shows its progress, and Cancel on its page stops it", async () => {
+    const base = await serve();
+    const { q } = ctx;
+    const { id } = await q.enqueue("browser", { hang: true });
+    await waitFor(async () => (await q.getJob(id))?.progress !== null, { what: "the job to start and report progress" });
+    const page = await open(base, `/jobs/${id}`);
+    assert.equal(await page.locator("h1 .badge").textContent(), "running");
+    assert.deepEqual(JSON.parse(await page.locator("code.progress").textContent() ?? ""), { step: 1, of: 3 });
+    await page.screenshot({ path: join(SCREENSHOTS, "running-job.png"), fullPage: true });
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.waitForURL(new RegExp(`/jobs/${id}\\?done=`));
+    assert.match(await page.getByRole("status").textContent() ?? "", new RegExp(`Cancelled job ${id}`));
+    assert.equal(await page.locator("h1 .badge").textContent(), "cancelled");
+    assert.equal(await page.getByRole("button", { name: "Cancel" }).count(), 0);
+    // The worker heard it: its slot is free again, and the job never completes.
+    await waitFor(async () => (await q.workers()).every((w) => !w.runningJobs.includes(id)), { what: "the worker to let the job go" });
+    assert.equal((await q.getJob(id))?.state, "cancelled");
   });
 
   test("pausing a queue from the overview stops the worker taking its jobs; resuming lets it drain", async () => {

@@ -9,13 +9,15 @@ import { Hono } from "hono";
 import { dashboard } from "../src/index.js";
 import { readHealth } from "../src/admin/health.js";
 import { listJobs, WALK_LIMIT } from "../src/admin/jobs.js";
+import { readThroughput } from "../src/admin/throughput.js";
 import { runCli } from "./helpers/cli.js";
 import { Browser, bury } from "./helpers/dashboard.js";
 import { testQueue } from "./helpers/queue.js";
+import { waitFor } from "./helpers/wait.js";
 
 const { q, db } = await testQueue();
-const app = dashboard(q);
-const browser = () => new Browser(app.fetch);
+// A dashboard of its own per browser: the overview's data is shared for a second within one.
+const browser = () => new Browser(dashboard(q).fetch);
 
 test("every page answers, and unknown jobs and bad filters are told apart", async () => {
   await q.enqueue("pages", { n: 1 });
@@ -83,7 +85,7 @@ test("bulk retry and delete ask first, saying how many, then act", async () => {
   assert.equal((await db`select count(*)::int as n from pgq.jobs where queue = 'bulk'`)[0]!.n, 1);
 });
 
-test("enqueue, schedules, and the seam for cancel", async () => {
+test("enqueue and schedules", async () => {
   const b = browser();
   const res = await b.post("/enqueue", { queue: "forms", payload: '{"hello":"world"}', priority: "-1", delayMs: "" });
   assert.equal(res.status, 303);
@@ -96,15 +98,109 @@ test("enqueue, schedules, and the seam for cancel", async () => {
   assert.deepEqual((await q.schedules()).map((s) => s.name).filter((n) => n === "hourly"), ["hourly"]);
   assert.equal((await b.post("/schedules/delete", { name: "hourly" })).status, 303);
   assert.ok(!(await q.schedules()).some((s) => s.name === "hourly"));
-  const id = (await db`select id::text from pgq.jobs where queue = 'forms'`)[0]!.id as string;
-  assert.match(await (await b.get(`/jobs/${id}`)).text(), /<button disabled[^>]*>Cancel<\/button>/);
-  assert.equal((await b.post(`/jobs/${id}/cancel`, {})).status, 501);
+});
+
+test("cancel: one job from its page, the ticked ones, or a whole queue after saying how many", async () => {
+  const b = browser();
+  const { id } = await q.enqueue("cancel", { n: 1 });
+  const page = await (await b.get(`/jobs/${id}`)).text();
+  assert.match(page, new RegExp(`action="/jobs/${id}/cancel"[^]*?<button[^>]*>Cancel</button>`));
+  const done = await b.post(`/jobs/${id}/cancel`, {});
+  assert.equal(done.status, 303);
+  assert.equal(new URL(done.headers.get("location")!, "http://x").searchParams.get("done"), `Cancelled job ${id}.`);
+  assert.equal((await q.getJob(id))?.state, "cancelled");
+  const after = await (await b.get(`/jobs/${id}`)).text();
+  assert.match(after, /badge cancelled/);
+  assert.ok(!after.includes(`/jobs/${id}/cancel`), "a finished job has no Cancel button");
+  const again = await b.post(`/jobs/${id}/cancel`, {});
+  assert.match(new URL(again.headers.get("location")!, "http://x").searchParams.get("done")!, /no longer waiting or running/);
+
+  const ids = await q.enqueueMany("cancel", [{ n: 2 }, { n: 3 }, { n: 4 }]);
+  const list = await (await b.get("/jobs?queue=cancel")).text();
+  assert.match(list, /Cancel all 3 in cancel/);
+  assert.match(list, /<button>Cancel selected<\/button>/);
+  const ask = await b.post("/jobs/cancel", { ids: [ids[0]!] });
+  assert.match(await ask.text(), /Cancel 1 job\? Waiting jobs never run/);
+  assert.equal((await q.getJob(ids[0]!))?.state, "ready", "asking changes nothing");
+  assert.equal((await b.post("/jobs/cancel", { ids: [ids[0]!], confirmed: "1" })).status, 303);
+  assert.equal((await q.getJob(ids[0]!))?.state, "cancelled");
+  assert.match(await (await b.post("/jobs/cancel", { scope: "all", queue: "cancel" })).text(), /Cancel 2 jobs in cancel, waiting or running\?/);
+  const all = await b.post("/jobs/cancel", { scope: "all", queue: "cancel", confirmed: "1" });
+  assert.equal(new URL(all.headers.get("location")!, "http://x").searchParams.get("done"), "Cancelled 2 jobs.");
+  assert.equal((await db`select id from pgq.jobs where queue = 'cancel'`).length, 0);
+});
+
+test("a job's page: progress while it runs; result, worker and timeline once it finished", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const worker = q.work("job-page", async (job, ctx) => {
+    if ((job.payload as { fail?: boolean }).fail) throw new Error("no <luck>");
+    await ctx.progress({ percent: 40 });
+    await released;
+    return { invoice: "<INV-7>" };
+  }, { mode: "lease", pollIntervalMs: 50 });
+  try {
+    const { id } = await q.enqueue("job-page", { order: 7 });
+    const b = browser();
+    await waitFor(async () => (await q.getJob(id))?.progress !== null, { what: "the job's progress" });
+    const running = await (await b.get(`/jobs/${id}`)).text();
+    assert.match(running, /badge running/);
+    assert.match(running, /<code class="progress">\{&quot;percent&quot;:40\}<\/code>/);
+    assert.match(running, /Not yet: it is running\./);
+    assert.match(running, /First attempt started/);
+    assert.match(running, /its lease lapses unless renewed/);
+    release();
+    await waitFor(async () => (await q.getJob(id))?.state === "completed", { what: "the job to complete" });
+    const finished = await (await b.get(`/jobs/${id}`)).text();
+    const job = (await q.getJob(id))!;
+    assert.match(finished, /badge completed/);
+    assert.match(finished, /<pre class="result">\{\n  &quot;invoice&quot;: &quot;&lt;INV-7&gt;&quot;\n\}<\/pre>/);
+    assert.ok(job.worker && finished.includes(`on ${job.worker}`), "the timeline names the worker");
+    assert.ok(finished.includes(`<time datetime="${job.finishedAt!.toISOString()}">`));
+    const order = ["Created", "First attempt started", "badge completed"].map((s) => finished.indexOf(s, finished.indexOf("<ol class=\"timeline\">")));
+    assert.deepEqual([...order].sort((x, y) => x - y), order, "oldest first");
+
+    const { id: failing } = await q.enqueue("job-page", { fail: true }, { maxAttempts: 1 });
+    await waitFor(async () => (await q.getJob(failing))?.state === "dead", { what: "the failing job to die" });
+    const dead = await (await b.get(`/jobs/${failing}`)).text();
+    assert.match(dead, /Attempt 1 failed/);
+    assert.match(dead, /no &lt;luck&gt;/);
+    assert.match(dead, /None: it ended dead\./);
+    assert.match(dead, /action="\/jobs\/retry"/, "it is in dead_jobs: it can be retried");
+  } finally {
+    release();
+    await worker.stop();
+  }
+});
+
+test("the overview charts the last hour from pgq.history, a bar a minute, extrapolating busy minutes", async () => {
+  // 100 completed jobs spread evenly over a minute ten minutes ago, and 3 completed and 1 dead two minutes ago.
+  await db`
+    insert into pgq.history (id, queue, state, payload, priority, attempts, max_attempts, errors, created_at, finished_at, worker, purge_at)
+    select -i, 'chart', 'completed', '{}'::jsonb, 0, 1, 1, '[]'::jsonb, now(),
+           date_trunc('minute', now()) - interval '10 minutes' + i * interval '600 milliseconds', 'w', now() + interval '1 day'
+    from generate_series(0, 99) i
+    union all
+    select -1000 - i, 'chart', case when i = 0 then 'dead' else 'completed' end, '{}', 0, 1, 1, '[]', now(),
+           date_trunc('minute', now()) - interval '2 minutes' + i * interval '1 second', 'w', now() + interval '1 day'
+    from generate_series(0, 3) i`;
+  const { queues } = await readThroughput(q.sql, q.schema, [{ queue: "chart", minutes: 60 }]);
+  const points = queues.get("chart")!;
+  assert.equal(points.length, 60);
+  const busy = points.at(-11)!;
+  assert.deepEqual([busy.completed, busy.failed, busy.estimated], [100, 0, true], "25 rows read cover the last quarter of the minute");
+  assert.deepEqual(points.at(-3), { minute: points.at(-3)!.minute, completed: 3, failed: 1, estimated: false });
+  assert.equal(points.filter((p) => p.completed + p.failed > 0).length, 2);
+  const row = /<tr data-queue="chart">[^]*?<\/tr>/.exec(await (await browser().get("/")).text())?.[0] ?? "";
+  assert.match(row, /~103 done · 1\.0% failed/);
+  assert.match(row, /aria-label="~103 completed, ~1 failed in the last hour"/);
 });
 
 test("read-only mode draws no action and refuses every POST", async () => {
   const [id] = await bury(q, db, "readonly", [{}]);
+  const { id: live } = await q.enqueue("readonly", {});
   const ro = new Browser(dashboard(q, { readOnly: true }).fetch);
-  for (const path of ["/", `/jobs/${id}`, "/jobs?state=dead", "/schedules"]) {
+  for (const path of ["/", `/jobs/${id}`, `/jobs/${live}`, "/jobs?state=dead", "/jobs?queue=readonly", "/schedules"]) {
     const page = await (await ro.get(path)).text();
     assert.ok(!page.includes('method="post"'), path);
   }
@@ -113,6 +209,9 @@ test("read-only mode draws no action and refuses every POST", async () => {
   const res = await ro.request("POST", "/jobs/retry", { body: { ids: id!, confirmed: "1", _csrf: "x" }, headers: { origin: ro.origin, "sec-fetch-site": "same-origin" } });
   assert.equal(res.status, 403);
   assert.equal((await q.deadJobs.list({ queue: "readonly" })).length, 1);
+  const cancel = await ro.request("POST", `/jobs/${live}/cancel`, { body: { _csrf: "x" }, headers: { origin: ro.origin, "sec-fetch-site": "same-origin" } });
+  assert.equal(cancel.status, 403);
+  assert.equal((await q.getJob(live))?.state, "ready");
 });
 
 test("a token or basic-auth credentials are required when configured", async () => {

@@ -44,8 +44,9 @@ const AUTOVACUUM_BEHIND_MS = 10 * 60_000;
 export async function readHealth(sql: Sql, schema: string, options: { xminHeldWarnMs?: number } = {}): Promise<Health> {
   const { xminHeldWarnMs = XMIN_HELD_WARN_MS } = options;
   return operatorRead(sql, async (tx) => {
-    // Other sessions only: this read's own transaction holds an xmin too.
-    const transactions = await tx<{ pid: number; xid_age: number; held_ms: string | null; state: string | null; query: string | null }[]>`
+    // One round trip: the three reads are sent together. Other sessions only: this read's own
+    // transaction holds an xmin too.
+    const [transactions, slots, [table]] = await Promise.all([tx<{ pid: number; xid_age: number; held_ms: string | null; state: string | null; query: string | null }[]>`
       select pid, age(backend_xmin) as xid_age,
              round(extract(epoch from now() - xact_start) * 1000)::bigint as held_ms,
              state, left(query, 120) as query
@@ -53,17 +54,18 @@ export async function readHealth(sql: Sql, schema: string, options: { xminHeldWa
       where backend_xmin is not null and pid <> pg_backend_pid()
         and xact_start <= now() - ${xminHeldWarnMs}::double precision * interval '1 millisecond'
       order by age(backend_xmin) desc
-      limit 5`;
-    const slots = await tx<{ slot_name: string; xid_age: number; active: boolean; plugin: string | null }[]>`
+      limit 5`,
+    tx<{ slot_name: string; xid_age: number; active: boolean; plugin: string | null }[]>`
       select slot_name, greatest(age(xmin), age(catalog_xmin)) as xid_age, active, plugin
       from pg_replication_slots
       where xmin is not null or catalog_xmin is not null
       order by 2 desc
-      limit 5`;
-    const [table] = await tx<{ n_live_tup: string; n_dead_tup: string; last_autovacuum: Date | null; behind_ms: string | null }[]>`
+      limit 5`,
+    tx<{ n_live_tup: string; n_dead_tup: string; last_autovacuum: Date | null; behind_ms: string | null }[]>`
       select n_live_tup, n_dead_tup, last_autovacuum,
              round(extract(epoch from now() - greatest(last_autovacuum, last_vacuum)) * 1000)::bigint as behind_ms
-      from pg_stat_user_tables where relid = to_regclass(${`${schema}.jobs`})`;
+      from pg_stat_user_tables where relid = to_regclass(${`${schema}.jobs`})`,
+    ]);
     const xminHolders: XminHolder[] = [
       ...transactions.map((r) => ({
         kind: "transaction" as const,

@@ -25,6 +25,12 @@ export interface InspectOptions {
   exactUpTo?: number;
   /** With `queue`: list at most this many of its running jobs. Default 50. */
   runningJobsUpTo?: number;
+  /**
+   * Count the jobs finished in the last minute and hour from pgq.history (default true). false
+   * skips that walk, the costliest of a busy queue's, and reads those counts as 0: for callers
+   * that chart throughput themselves (src/admin/throughput.ts), as the dashboard does.
+   */
+  finished?: boolean;
 }
 
 export type InspectedState = "ready" | "scheduled" | "running" | "retrying" | "dead" | "diedLastMinute" | "finished";
@@ -122,7 +128,7 @@ export async function inspectQueues(sql: Sql, schema: string, options: InspectOp
 
 /** inspectQueues() in the caller's transaction (the queue gauges' refresh, which writes too). */
 export async function inspectWithin(tx: TransactionSql, t: Tables, options: InspectOptions = {}): Promise<Inspection> {
-  const { queue, exactUpTo = DEFAULT_EXACT_UP_TO, runningJobsUpTo = DEFAULT_RUNNING_JOBS_UP_TO } = options;
+  const { queue, exactUpTo = DEFAULT_EXACT_UP_TO, runningJobsUpTo = DEFAULT_RUNNING_JOBS_UP_TO, finished = true } = options;
   if (queue !== undefined) assertQueueName(queue);
   assertInteger(exactUpTo, "exactUpTo", 1, 10_000_000);
   assertInteger(runningJobsUpTo, "runningJobsUpTo", 1, 10_000);
@@ -202,21 +208,7 @@ export async function inspectWithin(tx: TransactionSql, t: Tables, options: Insp
           where j.queue = q.queue and j.group_key is not null
           order by j.queue, j.group_key, j.id limit ${cap}) g
       ) grouped
-      -- The last hour of pgq.history, newest first along history_queue (merged across partitions,
-      -- read from the index alone), stopped at the bound: past it the hour is extrapolated from
-      -- the span the rows read cover.
-      cross join lateral (
-        select count(*)::int as n,
-               (count(*) filter (where h.state = 'completed' and h.finished_at > now() - interval '1 minute'))::int as completed_minute,
-               (count(*) filter (where h.state = 'dead' and h.finished_at > now() - interval '1 minute'))::int as failed_minute,
-               (count(*) filter (where h.state = 'completed'))::int as completed_hour,
-               (count(*) filter (where h.state = 'dead'))::int as failed_hour,
-               round(extract(epoch from now() - min(h.finished_at)) * 1000)::float8 as span_ms
-        from (
-          select h.state, h.finished_at from ${t.history} h
-          where h.queue = q.queue and h.finished_at > now() - interval '1 hour'
-          order by h.finished_at desc limit ${cap}) h
-      ) finished
+      cross join lateral (${finished ? finishedWalk(tx, t, cap) : nothingFinished(tx)}) finished
       order by q.queue`;
     const [queues, runningJobs] = await Promise.all([
       Promise.all(rows.map((row) => withEstimates(tx, t, row, cap))),
@@ -225,6 +217,30 @@ export async function inspectWithin(tx: TransactionSql, t: Tables, options: Insp
     const at = rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now;
     return { at, exactUpTo, queues, ...(runningJobs === undefined ? {} : { runningJobs }) };
   });
+}
+
+/**
+ * The last hour of pgq.history, newest first along history_queue (merged across partitions,
+ * read from the index alone), stopped at the bound: past it the hour is extrapolated from the
+ * span the rows read cover.
+ */
+function finishedWalk(tx: TransactionSql, t: Tables, cap: number) {
+  return tx`
+    select count(*)::int as n,
+           (count(*) filter (where h.state = 'completed' and h.finished_at > now() - interval '1 minute'))::int as completed_minute,
+           (count(*) filter (where h.state = 'dead' and h.finished_at > now() - interval '1 minute'))::int as failed_minute,
+           (count(*) filter (where h.state = 'completed'))::int as completed_hour,
+           (count(*) filter (where h.state = 'dead'))::int as failed_hour,
+           round(extract(epoch from now() - min(h.finished_at)) * 1000)::float8 as span_ms
+    from (
+      select h.state, h.finished_at from ${t.history} h
+      where h.queue = q.queue and h.finished_at > now() - interval '1 hour'
+      order by h.finished_at desc limit ${cap}) h`;
+}
+
+/** What finishedWalk() returns when it is skipped. */
+function nothingFinished(tx: TransactionSql) {
+  return tx`select 0 as n, 0 as completed_minute, 0 as failed_minute, 0 as completed_hour, 0 as failed_hour, null::float8 as span_ms`;
 }
 
 // The queues that have jobs, found by skip scans: one index descent per queue, instead of reading

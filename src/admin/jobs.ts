@@ -1,5 +1,6 @@
 // Browsing jobs one page at a time, live (pgq.jobs) or dead (pgq.dead_jobs), filtered by queue,
-// state, id and payload, and one job in full: what the dashboard's job pages read.
+// state, id and payload, and one job in full wherever it is (q.getJob()): what the dashboard's
+// job pages read.
 //
 // Every page is bounded, however many jobs there are and however few match: a page walks at most
 // WALK_LIMIT rows along one index, in that index's order, and filters what it walked. When the
@@ -18,6 +19,8 @@ import type { Sql } from "postgres";
 import { operatorRead } from "../db/operator-read.js";
 import { tables, type Tables } from "../db/tables.js";
 import type { ErrorDetails } from "../error-record.js";
+import type { JobInfo } from "../types.js";
+import { assertJobId, getJob } from "./history.js";
 import { ValidationError } from "../errors.js";
 import { JOB_STATES, QUEUED, RUNNING, STATE_OF, type JobState } from "../job-state.js";
 import { assertInteger, assertQueueName } from "../validate.js";
@@ -71,25 +74,11 @@ export interface JobErrorEntry {
   details?: ErrorDetails;
 }
 
-export interface JobDetail {
-  id: string;
-  queue: string;
-  state: ListedState;
-  payload: unknown;
-  priority: number;
-  attempts: number;
-  maxAttempts: number;
-  runAt: Date | null;
-  createdAt: Date;
-  diedAt: Date | null;
-  /** The worker that holds its lease (running), and until when. */
-  lockedBy: string | null;
-  lockedUntil: Date | null;
+/** What a job's page shows: q.getJob()'s answer, and what only the live or dead row keeps. */
+export interface JobDetail extends JobInfo {
   dedupeKey: string | null;
-  groupKey: string | null;
-  lastError: string | null;
-  /** One entry per failed attempt, oldest first. */
-  errors: JobErrorEntry[];
+  /** Its row is in pgq.dead_jobs, where it can be retried or deleted (history keeps its death even then). */
+  inDeadJobs: boolean;
 }
 
 export const WALK_LIMIT = 5000;
@@ -243,61 +232,19 @@ interface SummaryRow {
   last_error: string | null;
 }
 
-/**
- * One job, live or dead, by id; null when neither table has it (it finished, or never was).
- * q.getJob() (job history) will answer this for finished jobs too, with results and a timeline.
- */
+/** One job wherever it is (getJob(): live, finished or dead), with its dedupe key; null when it is nowhere. */
 export async function findJob(sql: Sql, schema: string, id: string): Promise<JobDetail | null> {
-  if (!BIGINT_ID.test(id)) throw new ValidationError("INVALID_OPTION", "a job id is a positive integer");
+  assertJobId(id);
   const t = tables(sql, schema);
-  const [row] = await sql<DetailRow[]>`
-    select j.id::text, j.queue, ${sql.unsafe(STATE_OF)} as state, j.payload, j.priority, j.attempts, j.max_attempts,
-           j.run_at, j.created_at, null::timestamptz as died_at, j.locked_by, j.locked_until, j.dedupe_key, j.group_key,
-           j.last_error, j.errors
-    from ${t.jobs} j where j.id = ${id}::bigint
-    union all
-    select d.id::text, d.queue, 'dead', d.payload, d.priority, d.attempts, d.max_attempts,
-           null, d.created_at, d.died_at, null, null, d.dedupe_key, d.group_key, d.last_error, d.errors
-    from ${t.deadJobs} d where d.id = ${id}::bigint
-    limit 1`;
-  if (!row) return null;
-  return {
-    id: row.id,
-    queue: row.queue,
-    state: row.state,
-    payload: row.payload,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.max_attempts,
-    runAt: row.run_at,
-    createdAt: row.created_at,
-    diedAt: row.died_at,
-    lockedBy: row.locked_by,
-    lockedUntil: row.locked_until,
-    dedupeKey: row.dedupe_key,
-    groupKey: row.group_key,
-    lastError: row.last_error,
-    errors: Array.isArray(row.errors) ? (row.errors as JobErrorEntry[]) : [],
-  };
-}
-
-interface DetailRow {
-  id: string;
-  queue: string;
-  state: ListedState;
-  payload: unknown;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  run_at: Date | null;
-  created_at: Date;
-  died_at: Date | null;
-  locked_by: string | null;
-  locked_until: Date | null;
-  dedupe_key: string | null;
-  group_key: string | null;
-  last_error: string | null;
-  errors: unknown;
+  const [job, [row]] = await Promise.all([
+    getJob(sql, t, id),
+    sql<{ dedupe_key: string | null; dead: boolean }[]>`
+      select j.dedupe_key, false as dead from ${t.jobs} j where j.id = ${id}
+      union all
+      select d.dedupe_key, true from ${t.deadJobs} d where d.id = ${id}
+      order by dead limit 1`,
+  ]);
+  return job && { ...job, dedupeKey: row?.dedupe_key ?? null, inDeadJobs: row?.dead ?? false };
 }
 
 function encodeCursor(walk: Walk, row: Walked): string {

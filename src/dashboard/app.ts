@@ -12,7 +12,7 @@ import { PgqError, ValidationError } from "../errors.js";
 import { metricsText } from "../telemetry/metrics.js";
 import { STYLESHEET, SCRIPT } from "./assets.js";
 import { authenticate, CsrfTokens, sameHost, type DashboardAuth } from "./security.js";
-import { ThroughputHistory } from "./throughput.js";
+import { ThroughputChart } from "./throughput.js";
 import * as views from "./views.js";
 
 export interface DashboardOptions {
@@ -40,13 +40,15 @@ const BULK_SCOPES = new Set(["all"]);
  * open tab, and inspect's default (10,000) walks ten times as many index entries per state.
  */
 const EXACT_UP_TO = 1000;
+/** Overview requests this close together share one read. */
+const OVERVIEW_SHARED_MS = 1000;
 
 export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
   const prefix = (options.prefix ?? "").replace(/\/+$/, "");
   if (prefix !== "" && !/^\/[^?#]*$/.test(prefix)) throw new ValidationError("INVALID_OPTION", 'prefix is a path such as "/admin/pgq"');
   const readOnly = options.readOnly ?? false;
   const tokens = new CsrfTokens();
-  const throughput = new ThroughputHistory();
+  const throughput = new ThroughputChart(q.sql, q.schema);
   const cookiePath = prefix || "/";
   const app = new Hono({ strict: false }).basePath(prefix || "/");
 
@@ -65,6 +67,7 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
     const form = await c.req.parseBody({ all: true });
     if (!tokens.verify(c, form._csrf)) return c.text("pgq dashboard: this form is stale or came from elsewhere: reload the page and try again\n", 403);
     await next();
+    overviewData.drop();
   });
 
   const view = (c: Context): views.View => ({ base: prefix, readOnly, csrf: tokens.tokenFor(c, cookiePath) });
@@ -80,16 +83,22 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
     return c.body(body, status, { "Content-Type": contentType });
   });
 
-  const overviewData = async (): Promise<views.OverviewData> => {
-    const [inspection, settings, health, workers] = await Promise.all([q.inspect({ exactUpTo: EXACT_UP_TO }), q.queues(), readHealth(q.sql, q.schema), q.workers()]);
-    throughput.record(inspection);
+  // The overview's data, shared by the requests that come within a second of each other (every
+  // open tab polls it every two seconds) and dropped by any action, so that its page shows it.
+  // inspect() skips its own count of finished jobs: the chart reads them, minute by minute, at
+  // the same time, for the queues the last read listed (and afterwards for any new one).
+  let charted: string[] = [];
+  const overviewData = sharedFor(OVERVIEW_SHARED_MS, async (): Promise<views.OverviewData> => {
+    const [inspection, settings, health, workers, chart] = await Promise.all([
+      q.inspect({ exactUpTo: EXACT_UP_TO, finished: false }), q.queues(), readHealth(q.sql, q.schema), q.workers(), throughput.read(charted)]);
     const listed = new Set(inspection.queues.map((s) => s.queue));
-    return {
-      inspection, health, workers,
-      extraQueues: settings.filter((s) => !listed.has(s.queue)).map((s) => ({ queue: s.queue, paused: s.paused })),
-      throughput: (queue) => throughput.points(queue),
-    };
-  };
+    const extraQueues = settings.filter((s) => !listed.has(s.queue)).map((s) => ({ queue: s.queue, paused: s.paused }));
+    charted = [...listed, ...extraQueues.map((e) => e.queue)];
+    const unread = charted.filter((queue) => !chart.has(queue));
+    if (unread.length > 0) for (const [queue, points] of await throughput.read(unread)) chart.set(queue, points);
+    throughput.retain(charted);
+    return { inspection, health, workers, extraQueues, throughput: chart };
+  });
   app.get("/", async (c) => page(c, "Overview", "", views.overview(view(c), views.overviewFragment(view(c), await overviewData()))));
   app.get("/fragments/overview", async (c) => c.html(views.overviewFragment(view(c), await overviewData())));
 
@@ -97,16 +106,19 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
     const query = jobsQuery(c);
     if (typeof query === "string") return page(c, "Jobs", "/jobs", views.notFound(query), 400);
     const cursor = c.req.query("cursor") || undefined;
-    const [jobs, deadCount] = await Promise.all([
+    // "All matching" is a whole queue's live jobs (q.cancelQueue()), or the dead jobs of a queue or of all.
+    const filteredBeyondQueue = query.id !== undefined || query.payload !== undefined;
+    const [jobs, bulkCount] = await Promise.all([
       listJobs(q.sql, q.schema, { ...query, cursor }),
-      query.state === "dead" && !query.id && !query.payload ? countDead(q, query.queue) : undefined,
+      readOnly || filteredBeyondQueue ? undefined
+        : query.state === "dead" ? countJobs(q, query.queue, ["dead"])
+        : query.state === undefined && query.queue !== undefined ? countJobs(q, query.queue, LIVE) : undefined,
     ]);
-    return page(c, "Jobs", "/jobs", views.jobsPage(view(c), query, jobs, deadCount));
+    return page(c, "Jobs", "/jobs", views.jobsPage(view(c), query, jobs, bulkCount));
   });
   app.get("/jobs/:id{[1-9][0-9]{0,18}}", async (c) => {
-    // q.getJob() (job history) will find finished jobs too, with their result and timeline.
     const job = await findJob(q.sql, q.schema, c.req.param("id"));
-    if (!job) return page(c, "Job", "/jobs", views.notFound(`Job ${c.req.param("id")} is not in pgq.jobs or pgq.dead_jobs: it finished, or never existed. Finished jobs are kept once job history lands.`), 404);
+    if (!job) return page(c, "Job", "/jobs", views.notFound(`Job ${c.req.param("id")} is nowhere: it never existed, or it finished longer ago than its queue keeps history.`), 404);
     return page(c, `Job ${job.id}`, "/jobs", views.jobPage(view(c), job));
   });
   app.get("/workers", async (c) => page(c, "Workers", "/workers", views.workersPage(view(c), views.workersFragment(view(c), await q.workers()))));
@@ -137,10 +149,10 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
       if (ids.length === 0 && !all) return back(c, "/jobs?state=dead", "Nothing selected.");
       const filter = all ? { ...(queue === undefined ? {} : { queue }) } : { ids };
       if (form.confirmed !== "1") {
-        const count = all ? await countDead(q, queue) : { n: ids.length, estimated: false };
+        const count = all ? await countJobs(q, queue, ["dead"]) : { n: ids.length, estimated: false };
         const fields: Record<string, string | string[]> = all ? { scope: "all", ...(queue === undefined ? {} : { queue }) } : { ids };
         const what = `${count.estimated ? "about " : ""}${count.n.toLocaleString("en")} dead job${count.n === 1 ? "" : "s"}${queue === undefined ? "" : ` in ${queue}`}`;
-        return page(c, "Confirm", "/jobs", views.confirmPage(view(c), `/jobs/${verb}`, fields, `${label} ${what}?${verb === "delete" ? " This cannot be undone." : ""}`));
+        return page(c, "Confirm", "/jobs", views.confirmPage(view(c), `/jobs/${verb}`, fields, `${label} ${what}?${verb === "delete" ? " This cannot be undone." : ""}`, "/jobs?state=dead"));
       }
       if (verb === "retry") {
         const moved = await q.deadJobs.retry(filter);
@@ -150,8 +162,28 @@ export function dashboard(q: Queue, options: DashboardOptions = {}): Dashboard {
       return back(c, "/jobs?state=dead", `Deleted ${deleted} dead job${deleted === 1 ? "" : "s"}.`);
     });
   }
-  // Where cancel lands when q.cancel() exists (job history): the job page draws its button disabled.
-  app.post("/jobs/:id{[1-9][0-9]{0,18}}/cancel", (c) => c.text("pgq dashboard: cancelling a job needs q.cancel(), which this version of pgq does not have\n", 501));
+  app.post("/jobs/:id{[1-9][0-9]{0,18}}/cancel", async (c) => {
+    const id = c.req.param("id");
+    const cancelled = await q.cancel(id);
+    return back(c, `/jobs/${id}`, cancelled ? `Cancelled job ${id}.` : `Job ${id} was no longer waiting or running: nothing to cancel.`);
+  });
+  // Cancel acts on live jobs: the ones ticked, or every one of a queue (q.cancelQueue()), after
+  // a page asking, with the number it would touch.
+  app.post("/jobs/cancel", async (c) => {
+    const form = await c.req.parseBody({ all: true });
+    const ids = [form.ids ?? []].flat().map(String);
+    const queue = typeof form.queue === "string" && form.queue !== "" ? form.queue : undefined;
+    const all = form.scope === "all" && queue !== undefined;
+    if (ids.length === 0 && !all) return back(c, "/jobs", "Nothing selected.");
+    if (form.confirmed !== "1") {
+      const count = all ? await countJobs(q, queue, LIVE) : { n: ids.length, estimated: false };
+      const what = `${count.estimated ? "about " : ""}${count.n.toLocaleString("en")} job${count.n === 1 ? "" : "s"}${all ? ` in ${queue}, waiting or running` : ""}`;
+      return page(c, "Confirm", "/jobs", views.confirmPage(view(c), "/jobs/cancel", all ? { scope: "all", queue } : { ids },
+        `Cancel ${what}? Waiting jobs never run; running ones are aborted.`, all ? `/jobs?${new URLSearchParams({ queue })}` : "/jobs"));
+    }
+    const n = all ? await q.cancelQueue(queue) : (await Promise.all(ids.map((id) => q.cancel(id)))).filter(Boolean).length;
+    return back(c, all ? `/jobs?${new URLSearchParams({ queue })}` : "/jobs", `Cancelled ${n} job${n === 1 ? "" : "s"}.`);
+  });
 
   app.post("/enqueue", async (c) => {
     const form = await c.req.parseBody();
@@ -223,11 +255,31 @@ async function field(c: Context, name: string): Promise<string> {
   return value;
 }
 
-/** How many dead jobs a bulk action over the queue (or every queue) touches, from inspect's bounded counts. */
-async function countDead(q: Queue, queue: string | undefined): Promise<{ n: number; estimated: boolean }> {
-  const inspection = await q.inspect({ exactUpTo: EXACT_UP_TO, ...(queue === undefined ? {} : { queue }) });
+const LIVE = ["ready", "scheduled", "running", "retrying"] as const;
+
+/** How many jobs of these states a bulk action over the queue (or every queue) touches, from inspect's bounded counts. */
+async function countJobs(q: Queue, queue: string | undefined, states: readonly ("ready" | "scheduled" | "running" | "retrying" | "dead")[]): Promise<views.Count> {
+  const inspection = await q.inspect({ exactUpTo: EXACT_UP_TO, finished: false, ...(queue === undefined ? {} : { queue }) });
   return {
-    n: inspection.queues.reduce((n, s) => n + s.dead, 0),
-    estimated: inspection.queues.some((s) => s.estimated.includes("dead")),
+    n: inspection.queues.reduce((n, s) => n + states.reduce((m, state) => m + s[state], 0), 0),
+    estimated: inspection.queues.some((s) => states.some((state) => s.estimated.includes(state))),
   };
+}
+
+/** fn's answer, shared by every call within `ms` of the call that asked for it; drop() forgets it. */
+function sharedFor<T>(ms: number, fn: () => Promise<T>): (() => Promise<T>) & { drop(): void } {
+  let last: { at: number; value: Promise<T> } | undefined;
+  const get = () => {
+    if (!last || performance.now() - last.at > ms) {
+      const value = fn();
+      const entry = { at: performance.now(), value };
+      last = entry;
+      // A failure is not shared beyond the calls already waiting for it.
+      value.catch(() => {
+        if (last === entry) last = undefined;
+      });
+    }
+    return last.value;
+  };
+  return Object.assign(get, { drop: () => { last = undefined; } });
 }

@@ -24,8 +24,9 @@ a { color: var(--accent); }
 .muted { color: var(--muted); }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: .6rem; font-size: 12px; border: 1px solid var(--line); }
 .badge.paused, .badge.dead { color: var(--bad); border-color: var(--bad); }
-.badge.running, .badge.alive { color: var(--ok); border-color: var(--ok); }
-.badge.retrying { color: var(--warn); border-color: var(--warn); }
+.badge.running, .badge.alive, .badge.completed { color: var(--ok); border-color: var(--ok); }
+.badge.retrying, .badge.cancelled, .badge.expired { color: var(--warn); border-color: var(--warn); }
+ol.timeline { padding-left: 1.2rem; } ol.timeline time { color: var(--muted); font-variant-numeric: tabular-nums; margin-right: .4rem; }
 .warning { border-left: 4px solid var(--warn); background: var(--panel); padding: .5rem .8rem; margin: .4rem 0; }
 .flash { border-left: 4px solid var(--ok); background: var(--panel); padding: .5rem .8rem; margin-bottom: 1rem; }
 .error { border-left: 4px solid var(--bad); background: var(--panel); padding: .5rem .8rem; margin-bottom: 1rem; }

@@ -5,11 +5,11 @@ import { html } from "hono/html";
 import type { Inspection, QueueInspection } from "../admin/inspect.js";
 import type { Health } from "../admin/health.js";
 import type { JobDetail, JobPage, JobErrorEntry, ListedState } from "../admin/jobs.js";
+import type { ThroughputPoint } from "../admin/throughput.js";
 import { LISTED_STATES } from "../admin/jobs.js";
 import type { WorkerInfo } from "../admin/workers.js";
 import type { ErrorDetails } from "../error-record.js";
 import type { Schedule, Subscription } from "../types.js";
-import type { ThroughputPoint } from "./throughput.js";
 
 export type Html = ReturnType<typeof html>;
 
@@ -53,8 +53,14 @@ export interface OverviewData {
   extraQueues: { queue: string; paused: boolean }[];
   health: Health;
   workers: WorkerInfo[];
-  /** Per queue, the last hour's completed and failed jobs; undefined until job history exists. */
-  throughput: (queue: string) => ThroughputPoint[] | undefined;
+  /** Per queue, the last hour's completed and failed jobs, a point a minute. */
+  throughput: Map<string, ThroughputPoint[]>;
+}
+
+/** A count from inspect's bounded counting: an estimate past its bound. */
+export interface Count {
+  n: number;
+  estimated: boolean;
 }
 
 export function overviewFragment(v: View, d: OverviewData): Html {
@@ -73,7 +79,7 @@ export function overviewFragment(v: View, d: OverviewData): Html {
 ${rows.length === 0 ? html`<tr><td colspan="9" class="muted">No queues yet.</td></tr>` : ""}
 ${rows.map((q) => html`<tr data-queue="${q.queue}"><td>${q.queue} ${q.paused ? html`<span class="badge paused">paused</span>` : ""}</td>
 ${n(q, "ready")}${n(q, "scheduled")}${n(q, "running")}${n(q, "retrying")}${n(q, "dead")}
-<td class="n">${q.oldestReadyAgeMs === null ? "—" : age(q.oldestReadyAgeMs)}</td><td>${chart(d.throughput(q.queue))}</td>
+<td class="n">${q.oldestReadyAgeMs === null ? "—" : age(q.oldestReadyAgeMs)}</td><td>${chart(d.throughput.get(q.queue) ?? [])}</td>
 <td>${q.paused ? action(v, "/queues/resume", { queue: q.queue }, "Resume") : action(v, "/queues/pause", { queue: q.queue }, "Pause")}</td></tr>`)}
 </tbody></table><p class="muted">At ${d.inspection.at.toISOString()}; counts above ${d.inspection.exactUpTo.toLocaleString("en")} are estimates (~).</p>`;
 }
@@ -96,17 +102,18 @@ function overviewWarnings(d: OverviewData): string[] {
   return out;
 }
 
-/** Completed (green) and failed (red) per minute over the last hour, as inline SVG bars. */
-function chart(points: ThroughputPoint[] | undefined): Html {
-  if (!points) return html`<span class="muted" title="throughput and failure rate need job history">history not available</span>`;
+/** Completed (green) and failed (red) per minute over the last hour, as inline SVG bars, the current minute last. */
+function chart(points: ThroughputPoint[]): Html {
   const max = Math.max(1, ...points.map((p) => p.completed + p.failed));
   const total = points.reduce((s, p) => ({ completed: s.completed + p.completed, failed: s.failed + p.failed }), { completed: 0, failed: 0 });
   const rate = total.completed + total.failed === 0 ? 0 : (100 * total.failed) / (total.completed + total.failed);
-  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${total.completed} completed, ${total.failed} failed in the last hour">${points.map((p, i) => {
+  const about = points.some((p) => p.estimated) ? "~" : "";
+  const offset = 60 - points.length;
+  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${about}${total.completed} completed, ${about}${total.failed} failed in the last hour">${points.map((p, i) => {
     const ok = (22 * p.completed) / max;
     const bad = (22 * p.failed) / max;
-    return html`<rect class="ok" x="${i * 2}" y="${24 - ok}" width="1.6" height="${ok}"></rect><rect class="bad" x="${i * 2}" y="${24 - ok - bad}" width="1.6" height="${bad}"></rect>`;
-  })}</svg> <span class="muted">${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed</span>`;
+    return html`<rect class="ok" x="${(offset + i) * 2}" y="${24 - ok}" width="1.6" height="${ok}"><title>${p.minute.toISOString().slice(11, 16)}: ${p.completed} completed, ${p.failed} failed</title></rect><rect class="bad" x="${(offset + i) * 2}" y="${24 - ok - bad}" width="1.6" height="${bad}"></rect>`;
+  })}</svg> <span class="muted throughput">${about}${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed</span>`;
 }
 
 export function age(ms: number): string {
@@ -124,11 +131,16 @@ export type JobsQuery = {
   payload?: string;
 };
 
-export function jobsPage(v: View, query: JobsQuery, page: JobPage, deadCount: { n: number; estimated: boolean } | undefined): Html {
+/**
+ * The list, with its bulk actions: dead jobs are retried or deleted, live ones cancelled, ticked
+ * or all that match (a whole queue's live jobs, or the dead jobs of a queue or of all of them).
+ */
+export function jobsPage(v: View, query: JobsQuery, page: JobPage, bulk: Count | undefined): Html {
   const dead = query.state === "dead";
-  const selectable = dead && !v.readOnly;
+  const selectable = !v.readOnly && page.jobs.length > 0;
   const nextUrl = page.next ? `${v.base}/jobs?${new URLSearchParams({ ...definedOnly(query), cursor: page.next })}` : undefined;
   const bulkFields = definedOnly({ queue: query.queue });
+  const n = bulk ? `${bulk.estimated ? "~" : ""}${bulk.n.toLocaleString("en")}` : "";
   return html`<h1>Jobs</h1>
 <form class="filters" method="get" action="${v.base}/jobs">
 <label>Queue<input name="queue" value="${query.queue ?? ""}"></label>
@@ -136,9 +148,10 @@ export function jobsPage(v: View, query: JobsQuery, page: JobPage, deadCount: { 
 <label>Id<input name="id" value="${query.id ?? ""}" inputmode="numeric" size="8"></label>
 <label>Payload contains<input name="payload" value="${query.payload ?? ""}" placeholder='{"user":42} or text'></label>
 <button>Filter</button></form>
-${dead && !v.readOnly && deadCount && deadCount.n > 0 ? html`<p>${action(v, "/jobs/retry", { ...bulkFields, scope: "all" }, `Retry all ${deadCount.estimated ? "~" : ""}${deadCount.n} matching`)}
-${action(v, "/jobs/delete", { ...bulkFields, scope: "all" }, `Delete all ${deadCount.estimated ? "~" : ""}${deadCount.n} matching`)}</p>` : ""}
-${selectable ? html`<form method="post" id="selected" action="${v.base}/jobs/retry"><input type="hidden" name="_csrf" value="${v.csrf}">` : ""}
+${bulk && bulk.n > 0 ? html`<p>${dead
+    ? html`${action(v, "/jobs/retry", { ...bulkFields, scope: "all" }, `Retry all ${n} matching`)} ${action(v, "/jobs/delete", { ...bulkFields, scope: "all" }, `Delete all ${n} matching`)}`
+    : action(v, "/jobs/cancel", { ...bulkFields, scope: "all" }, `Cancel all ${n} in ${query.queue ?? ""}`)}</p>` : ""}
+${selectable ? html`<form method="post" id="selected" action="${v.base}/jobs/${dead ? "retry" : "cancel"}"><input type="hidden" name="_csrf" value="${v.csrf}">` : ""}
 <table><thead><tr>${selectable ? html`<th></th>` : ""}<th>Id</th><th>Queue</th><th>State</th><th>Payload</th><th class="n">Attempts</th><th>${dead ? "Died" : "Runs at"}</th><th>Last error</th></tr></thead><tbody>
 ${page.jobs.length === 0 ? html`<tr><td colspan="8" class="muted">No jobs match${page.walkStopped ? " in this stretch" : ""}.</td></tr>` : ""}
 ${page.jobs.map((j) => html`<tr>${selectable ? html`<td><input type="checkbox" name="ids" value="${j.id}" aria-label="select job ${j.id}"></td>` : ""}
@@ -146,7 +159,7 @@ ${page.jobs.map((j) => html`<tr>${selectable ? html`<td><input type="checkbox" n
 <td><code>${j.payloadPreview}</code></td><td class="n">${j.attempts}/${j.maxAttempts}</td><td>${j.at.toISOString()}</td>
 <td>${j.lastError ? j.lastError.split("\n", 1)[0] : ""}</td></tr>`)}
 </tbody></table>
-${selectable ? html`${page.jobs.length > 0 ? html`<p><button>Retry selected</button> <button formaction="${v.base}/jobs/delete">Delete selected</button></p>` : ""}</form>` : ""}
+${selectable ? html`<p>${dead ? html`<button>Retry selected</button> <button formaction="${v.base}/jobs/delete">Delete selected</button>` : html`<button>Cancel selected</button>`}</p></form>` : ""}
 <p>${page.walkStopped ? html`<span class="muted">Searched ${page.walked.toLocaleString("en")} jobs without filling the page. </span>` : ""}
 ${nextUrl ? html`<a href="${nextUrl}" rel="next">${page.walkStopped ? "Keep searching" : "Next page"} →</a>` : html`<span class="muted">End of the list.</span>`}</p>`;
 }
@@ -155,32 +168,44 @@ function definedOnly(o: Record<string, string | undefined>): Record<string, stri
   return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""));
 }
 
-export function confirmPage(v: View, path: string, fields: Record<string, string | string[]>, question: string): Html {
-  return html`<h1>Confirm</h1><p>${question}</p>${action(v, path, { ...fields, confirmed: "1" }, "Yes, do it")} <a href="${v.base}/jobs?state=dead">Cancel</a>`;
+export function confirmPage(v: View, path: string, fields: Record<string, string | string[]>, question: string, backTo: string): Html {
+  return html`<h1>Confirm</h1><p>${question}</p>${action(v, path, { ...fields, confirmed: "1" }, "Yes, do it")} <a href="${v.base}${backTo}">No, go back</a>`;
 }
 
+const WAITING_OR_RUNNING = new Set(["ready", "scheduled", "running", "retrying"]);
+
 export function jobPage(v: View, job: JobDetail): Html {
-  const cancellable = job.state !== "dead";
+  const errors = job.errors as JobErrorEntry[];
   return html`<h1>Job ${job.id} <span class="badge ${job.state}">${job.state}</span></h1>
-<p>${job.state === "dead" ? html`${action(v, "/jobs/retry", { ids: job.id, confirmed: "1" }, "Retry")} ${action(v, "/jobs/delete", { ids: job.id }, "Delete")}` : ""}
-${cancellable ? action(v, `/jobs/${job.id}/cancel`, {}, "Cancel", { disabled: true, title: "cancelling arrives with q.cancel() (job history)" }) : ""}</p>
+<p>${job.inDeadJobs ? html`${action(v, "/jobs/retry", { ids: job.id, confirmed: "1" }, "Retry")} ${action(v, "/jobs/delete", { ids: job.id }, "Delete")}` : ""}
+${WAITING_OR_RUNNING.has(job.state) ? action(v, `/jobs/${job.id}/cancel`, {}, "Cancel") : ""}</p>
 <table><tbody>
 <tr><th>Queue</th><td><a href="${v.base}/jobs?${new URLSearchParams({ queue: job.queue })}">${job.queue}</a></td></tr>
 <tr><th>Attempts</th><td>${job.attempts} of ${job.maxAttempts}</td></tr>
 <tr><th>Priority</th><td>${job.priority}</td></tr>
-<tr><th>Created</th><td>${job.createdAt.toISOString()}</td></tr>
-${job.runAt ? html`<tr><th>Runs at</th><td>${job.runAt.toISOString()}</td></tr>` : ""}
-${job.diedAt ? html`<tr><th>Died</th><td>${job.diedAt.toISOString()}</td></tr>` : ""}
-<tr><th>Worker</th><td>${job.lockedBy ? html`${job.lockedBy}${job.lockedUntil ? html` <span class="muted">(lease until ${job.lockedUntil.toISOString()})</span>` : ""}` : html`<span class="muted">none now</span>`}</td></tr>
+<tr><th>Worker</th><td>${job.worker ?? html`<span class="muted">none</span>`}</td></tr>
 ${job.groupKey ? html`<tr><th>Group</th><td>${job.groupKey}</td></tr>` : ""}
 ${job.dedupeKey ? html`<tr><th>Dedupe key</th><td>${job.dedupeKey}</td></tr>` : ""}
-<tr><th>Result</th><td class="muted">available with job history</td></tr>
-<tr><th>Progress</th><td class="muted">available with job history</td></tr>
+${job.expiresAt ? html`<tr><th>Expires</th><td>${job.expiresAt.toISOString()}</td></tr>` : ""}
+<tr><th>Progress</th><td>${job.progress == null ? html`<span class="muted">none reported</span>` : html`<code class="progress">${JSON.stringify(job.progress)}</code>`}</td></tr>
 </tbody></table>
+<h2>Timeline</h2>${timeline(job, errors)}
 <h2>Payload</h2><pre>${JSON.stringify(job.payload, null, 2)}</pre>
-<h2>Errors (${job.errors.length})</h2>
-${job.errors.length === 0 ? html`<p class="muted">No failed attempts.</p>` : [...job.errors].reverse().map((e) => errorEntry(e))}
-<h2>Timeline</h2><p class="muted">The full timeline (enqueued, started, finished) comes with job history.</p>`;
+<h2>Result</h2>${job.state === "completed" ? html`<pre class="result">${JSON.stringify(job.result, null, 2) ?? "undefined"}</pre>` : html`<p class="muted">${job.state === "running" ? "Not yet: it is running." : job.finishedAt ? `None: it ended ${job.state}.` : "Not yet: it has not run."}</p>`}
+<h2>Errors (${errors.length})</h2>
+${errors.length === 0 ? html`<p class="muted">No failed attempts.</p>` : [...errors].reverse().map((e) => errorEntry(e))}`;
+}
+
+/** What happened to the job and when, oldest first: created, due, each attempt's start or failure, its end or its lease. */
+function timeline(job: JobDetail, errors: JobErrorEntry[]): Html {
+  const events: { at: Date; what: Html }[] = [{ at: job.createdAt, what: html`Created` }];
+  if (job.startedAt) events.push({ at: job.startedAt, what: html`First attempt started` });
+  for (const e of errors) events.push({ at: new Date(e.at), what: html`Attempt ${e.attempt} failed${e.worker ? ` on ${e.worker}` : ""}` });
+  if (job.finishedAt) events.push({ at: job.finishedAt, what: html`<span class="badge ${job.state}">${job.state}</span>${job.worker ? ` on ${job.worker}` : ""}` });
+  else if (job.state === "running" && job.lockedUntil) events.push({ at: job.lockedUntil, what: html`Running on ${job.worker ?? "a worker"}: its lease lapses unless renewed` });
+  else if (job.runAt) events.push({ at: job.runAt, what: html`Due` });
+  events.sort((a, b) => a.at.getTime() - b.at.getTime());
+  return html`<ol class="timeline">${events.map((e) => html`<li><time datetime="${e.at.toISOString()}">${e.at.toISOString()}</time> ${e.what}</li>`)}</ol>`;
 }
 
 function errorEntry(e: JobErrorEntry): Html {
