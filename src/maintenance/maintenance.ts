@@ -17,11 +17,10 @@ import type { Logger } from "pino";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import type { Tables } from "../db/tables.js";
-import { expireJobs } from "../sql/expire.js";
+import { finishExpired } from "../sql/expire.js";
 import { maintainHistory } from "../sql/history.js";
 import { findLostWorkers, rescueLapsedLeases, rescueLostWorkers } from "../sql/rescue.js";
 import { forgetDeadWorkers } from "../sql/workers.js";
-import { jobCounters } from "../telemetry/metrics.js";
 import type { Marker } from "../worker/marker.js";
 import { Scheduler } from "./scheduler.js";
 
@@ -99,12 +98,7 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
     await this.scheduler.runIfDue();
     if (performance.now() >= this.nextExpireAt) {
       this.nextExpireAt = performance.now() + EXPIRE_EVERY_MS;
-      await this.task("finishing expired jobs", async () => {
-        const expired = await expireJobs(this.pool.sql, this.tables);
-        for (const { queue, n } of expired) jobCounters.expired.labels({ queue }).value += n;
-        const jobs = expired.reduce((sum, e) => sum + e.n, 0);
-        if (jobs > 0) this.log.info({ jobs }, "finished jobs that expired before any worker started them");
-      });
+      await this.task("finishing expired jobs", () => finishExpired(this.pool.sql, this.tables, this.log));
     }
     if (performance.now() >= this.nextHistoryAt) {
       this.nextHistoryAt = performance.now() + HISTORY_EVERY_MS;

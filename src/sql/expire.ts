@@ -1,7 +1,9 @@
 // Expiry: jobs that waited past their expiry leave the queue without running.
+import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { QUEUED } from "../job-state.js";
 import type { Tables } from "../db/tables.js";
+import { jobCounters } from "../telemetry/metrics.js";
 import { notifyFinished, recordHistory, retentionMs } from "./history.js";
 
 /** Jobs per statement: a backlog that expired at once is finished over a few ticks. */
@@ -43,4 +45,12 @@ export async function expireJobs(sql: Sql, t: Tables): Promise<{ queue: string; 
       where ${retentionMs(sql, t, sql`e.queue`)} = 0
     ), notified as (${notifyFinished(sql, t, "expired")})
     select queue, count(*)::int as n from expired where (select count(*) from notified) >= 0 group by queue`;
+}
+
+/** expireJobs(), counted in pgq_jobs_expired_total and logged: what maintenance and a worker's claim run. */
+export async function finishExpired(sql: Sql, t: Tables, log: Logger): Promise<void> {
+  const expired = await expireJobs(sql, t);
+  for (const { queue, n } of expired) jobCounters.expired.labels({ queue }).value += n;
+  const jobs = expired.reduce((sum, e) => sum + e.n, 0);
+  if (jobs > 0) log.info({ jobs }, "finished jobs that expired before any worker started them");
 }

@@ -45,17 +45,19 @@ export interface LostWorker {
 /**
  * Registered workers that hold leases while no session holds their marker: their process died,
  * or lost its marker connection and is taking it again. One statement, cheap enough for every
- * second: pg_locks once, and the workers that hold leases, read along jobs_leased (as many
- * rows as running jobs). Nothing during the grace after a server restart, when every marker
- * is being taken again.
+ * second: pg_locks once, and only for a worker whose marker is absent (almost never), whether it
+ * holds a lease. Walking jobs_leased for every look would re-read, while a snapshot is held, the
+ * entry of every job finished since (issue 17). Nothing during the grace after a server restart,
+ * when every marker is being taken again.
  */
 export async function findLostWorkers(sql: Sql, t: Tables): Promise<LostWorker[]> {
   return sql<LostWorker[]>`
+    with held as materialized (${heldWorkerLocks(sql)})
     select w.name, w.lock_key
     from ${t.workers} w
-    where w.name in (select j.locked_by from ${t.jobs} j where j.locked_until is not null)
-      and w.lock_key not in (${heldWorkerLocks(sql)})
-      and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval`;
+    where w.lock_key not in (select lock_key from held)
+      and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval
+      and exists (select from ${t.jobs} j where j.locked_by = w.name and j.locked_until is not null)`;
 }
 
 /**

@@ -9,7 +9,7 @@ import type { OwnPool } from "../db/own-pool.js";
 import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
 import { claimJobs, nextDueInMs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
-import { expireJobs } from "../sql/expire.js";
+import { finishExpired } from "../sql/expire.js";
 import type { ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
 import type { Slots } from "./slots.js";
@@ -60,7 +60,7 @@ export class FetchLoop {
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
         const { jobs, full, nextSlotInMs } = claim;
         bounds.claimed(claim.bounds);
-        if (claim.expiredAhead) this.runAside("finishing expired jobs", async () => void (await expireJobs(pool.sql, tables)));
+        if (claim.expiredAhead) this.runAside("finishing expired jobs", () => finishExpired(pool.sql, tables, log));
         if (failures.reset()) log.info("claiming works again");
         // A full batch suggests more is waiting: claim again as soon as a slot frees.
         if (jobs.length === want) wake.more();
