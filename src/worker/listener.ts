@@ -14,6 +14,9 @@
 // probe also finds a pooler in transaction mode (PgBouncer): LISTEN succeeds there, but the
 // server connection it ran on goes back to the pool, so nothing is ever delivered. Then the
 // listener says so once and stops: the worker polls.
+//
+// One listener serves all of a client's workers (src/worker/shared-connections.ts): each
+// subscribes to its queues, and a notification goes only to the workers of its queue.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Sql } from "postgres";
@@ -21,6 +24,7 @@ import type { Logger } from "pino";
 import { Backoff, sleep } from "../backoff.js";
 import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
+import { isTooManyConnections } from "../db/outage.js";
 import { quoteIdent } from "../db/schema.js";
 
 const LISTEN_TIMEOUT_MS = 10_000;
@@ -31,9 +35,6 @@ const PROBE_EVERY_MS = 5_000;
 const PROBE_TIMEOUT_MS = 5_000;
 
 interface ListenerEvents {
-  notify: [payload: string];
-  /** Ids of running jobs q.cancel() took, comma-separated. */
-  cancel: [payload: string];
   lost: [];
   restored: [];
 }
@@ -45,8 +46,18 @@ export interface ProbeOptions {
   pollIntervalMs: number;
 }
 
+/** What a worker hears: a job of one of its queues is ready (or due in `dueInMs`), running jobs were cancelled, LISTEN is back. */
+export interface Subscriber {
+  ready(dueInMs: number): void;
+  cancel(ids: string[]): void;
+  restored(): void;
+}
+
 export class Listener extends EventEmitter<ListenerEvents> {
   private sql: Sql | undefined;
+  private started: Promise<void> | undefined;
+  private readonly byQueue = new Map<string, Set<Subscriber>>();
+  private readonly subscribers = new Set<Subscriber>();
   private listening = false;
   private closed = false;
   /** LISTEN was found not to deliver notifications (a transaction-mode pooler): polling only. */
@@ -72,8 +83,35 @@ export class Listener extends EventEmitter<ListenerEvents> {
     super();
   }
 
-  /** Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the background. */
-  async start(probe: ProbeOptions): Promise<void> {
+  /** Sends `subscriber` the notifications of `queues` and every cancel; returns the unsubscribe. */
+  subscribe(queues: readonly string[], subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    for (const queue of queues) {
+      let set = this.byQueue.get(queue);
+      if (!set) this.byQueue.set(queue, (set = new Set()));
+      set.add(subscriber);
+    }
+    return () => {
+      this.subscribers.delete(subscriber);
+      for (const queue of queues) {
+        const set = this.byQueue.get(queue);
+        set?.delete(subscriber);
+        if (set?.size === 0) this.byQueue.delete(queue);
+      }
+    };
+  }
+
+  /**
+   * Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the
+   * background. Rejects if the server refused the connection for want of slots (53300): that
+   * will not pass by itself, and a worker starting so says so. Once per listener: the first
+   * caller's options hold.
+   */
+  start(probe: ProbeOptions): Promise<void> {
+    return (this.started ??= this.begin(probe));
+  }
+
+  private async begin(probe: ProbeOptions): Promise<void> {
     this.probe = probe;
     // A health check does not keep the process alive.
     this.probeTimer = setInterval(() => void this.checkDelivery(), PROBE_EVERY_MS).unref();
@@ -82,8 +120,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
       // The first probe at once: a pooler that swallows notifications is found in moments.
       void this.checkDelivery();
     } catch (error) {
-      this.log.warn({ err: error }, "cannot LISTEN for new jobs yet; polling until the connection is back");
       this.reconnect();
+      if (isTooManyConnections(error)) throw error;
+      this.log.warn({ err: error }, "cannot LISTEN for new jobs yet; polling until the connection is back");
     }
   }
 
@@ -107,8 +146,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
       fetch_types: false,
       onnotify: (ch: string, payload: string) => {
         if (sql !== this.sql) return;
-        if (ch === this.channel) this.emit("notify", payload);
-        else if (ch === this.cancelChannel) this.emit("cancel", payload);
+        if (ch === this.channel) this.notified(payload);
+        else if (ch === this.cancelChannel) this.cancelled(payload);
         else if (ch === this.probeChannel) this.probeHeard(Number(payload));
       },
       onclose: () => {
@@ -120,6 +159,18 @@ export class Listener extends EventEmitter<ListenerEvents> {
     await bounded(sql.unsafe(`listen ${quoteIdent(this.cancelChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     await bounded(sql.unsafe(`listen ${quoteIdent(this.probeChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     this.listening = true;
+  }
+
+  private notified(payload: string): void {
+    const { queue, dueInMs } = parseNotification(payload);
+    const subscribers = this.byQueue.get(queue);
+    if (subscribers) for (const s of subscribers) s.ready(dueInMs);
+  }
+
+  private cancelled(payload: string): void {
+    // Ids of running jobs q.cancel() took, comma-separated: each worker aborts those it runs.
+    const ids = payload.split(",");
+    for (const s of this.subscribers) s.cancel(ids);
   }
 
   private async retire(): Promise<void> {
@@ -150,6 +201,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
           await this.listen();
           this.log.info("the LISTEN connection is back; fetching what was enqueued meanwhile");
           this.emit("restored");
+          for (const s of this.subscribers) s.restored();
           break;
         } catch (error) {
           this.log.debug({ err: error, retryInMs: delay }, "LISTEN reconnect failed");
@@ -232,4 +284,12 @@ export class Listener extends EventEmitter<ListenerEvents> {
     clearInterval(this.probeTimer);
     this.awaitingProbe = undefined;
   }
+}
+
+/** A notification's payload is the queue's name, then, for a job that is not due yet, a
+ *  newline and how many ms from the commit it comes due (relative, so clocks do not matter). */
+function parseNotification(payload: string): { queue: string; dueInMs: number } {
+  const newline = payload.indexOf("\n");
+  if (newline < 0) return { queue: payload, dueInMs: 0 };
+  return { queue: payload.slice(0, newline), dueInMs: Number(payload.slice(newline + 1)) || 0 };
 }

@@ -1,0 +1,99 @@
+// What all the workers of one client share, so that a process's connections grow neither with
+// its workers nor with lease-mode concurrency:
+//
+//   pool      pgq's own statements: every worker's claims, renewals, completions, failures and
+//             progress, the LISTEN probes, and maintenance (rescue, cron, expiry, history).
+//             Once its connections are busy, postgres.js pipelines further statements on them,
+//             so a few carry any number of workers.
+//   listener  one LISTEN connection; each notification goes to the workers of its queue.
+//   marker    one session marker (marker.ts); none behind a transaction-mode pooler.
+//
+// Not here: a transaction-mode slot's connection (the handler runs in its transaction, so each
+// slot keeps one), and lease-mode handlers' ctx.sql, a pool of their worker's that opens
+// connections only as the handlers query (worker.ts).
+//
+// The marker keeps a session of its own rather than the LISTEN one: the listener replaces its
+// connection whenever it goes deaf, and ending the marker's session tells every other process's
+// rescuer that this one died. Nor does it use the pool, which is replaced when it gets stuck.
+import type { Logger } from "pino";
+import { describeTarget, openConnection, poolerOptions, type ConnectionSource } from "../db/connections.js";
+import { OwnPool } from "../db/own-pool.js";
+import { cancelChannel, readyChannel } from "../db/schema.js";
+import type { Tables } from "../db/tables.js";
+import { TooManyConnectionsError } from "../errors.js";
+import type { Pooler } from "../types.js";
+import { Listener } from "./listener.js";
+import { Marker } from "./marker.js";
+import type { WorkerSettings } from "./settings.js";
+
+/**
+ * pgq's pool, whatever the workers: claims and completions each need a connection at times, and
+ * everything else pipelines behind them. A second connection (claims and completions on two
+ * backends) drained no faster here (README "Connections").
+ */
+export const POOL_CONNECTIONS = 1;
+
+type Shape = Pick<WorkerSettings, "mode" | "concurrency" | "listen">;
+
+export class SharedConnections {
+  readonly pool: OwnPool;
+  /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
+  readonly marker: Marker | undefined;
+  private listener: Listener | undefined;
+  private readonly workers = new Set<Shape>();
+
+  constructor(
+    private readonly source: ConnectionSource,
+    pooler: Pooler,
+    private readonly t: Tables,
+    private readonly log: Logger,
+  ) {
+    this.pool = new OwnPool(() => openConnection(source, log, { max: POOL_CONNECTIONS, ...poolerOptions(pooler) }), log);
+    this.marker = pooler === "transaction" ? undefined : new Marker(source, t, log);
+  }
+
+  /** A worker starts: the listener it subscribes to, if it listens. */
+  join(worker: Shape): Listener | undefined {
+    this.workers.add(worker);
+    if (!worker.listen) return undefined;
+    return (this.listener ??= new Listener(this.source, readyChannel(this.t.schema), this.log, cancelChannel(this.t.schema)));
+  }
+
+  /** A worker stopped; true if it was the last, and the connections may close. */
+  leave(worker: Shape): boolean {
+    this.workers.delete(worker);
+    return this.workers.size === 0;
+  }
+
+  /**
+   * The connections this client's workers want, and what they are for (README "Connections"):
+   * the pool, one LISTEN if any worker listens, the marker, one per transaction-mode slot.
+   */
+  wanted(): { total: number; parts: string } {
+    const slots = [...this.workers].reduce((n, w) => n + (w.mode === "transaction" ? w.concurrency : 0), 0);
+    const listen = [...this.workers].some((w) => w.listen) ? 1 : 0;
+    const marker = this.marker ? 1 : 0;
+    const parts = [`${POOL_CONNECTIONS} pool`, listen && "1 LISTEN", marker && "1 marker", slots && `${slots} transaction-mode slot${slots === 1 ? "" : "s"}`];
+    return { total: POOL_CONNECTIONS + listen + marker + slots, parts: parts.filter(Boolean).join(" + ") };
+  }
+
+  /** The one line to log or throw when the server refused a connection for want of slots. */
+  refused(error: unknown): TooManyConnectionsError {
+    const { total, parts } = this.wanted();
+    const workers = this.workers.size;
+    const reason = error instanceof Error ? error.message : String(error);
+    return new TooManyConnectionsError(
+      `PostgreSQL at ${describeTarget(this.pool.sql)} refused a connection (${reason}): this process's pgq wants ${total} ` +
+        `for its ${workers} worker${workers === 1 ? "" : "s"} (${parts}), besides q.sql's; raise max_connections on the server, ` +
+        `run fewer worker processes or less transaction-mode concurrency, or connect through PgBouncer (--pooler transaction)`,
+      error,
+    );
+  }
+
+  /** Once no worker is left: the marker's session ends (its lock with it), then LISTEN and the pool. */
+  async close(): Promise<void> {
+    await this.marker?.close();
+    await this.listener?.close();
+    await this.pool.end();
+  }
+}
