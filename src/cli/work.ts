@@ -1,11 +1,13 @@
 // pgq work <queue...> --handler <module>: runs a worker until SIGINT or SIGTERM.
 import type { Logger } from "pino";
+import { isTooManyConnections } from "../db/outage.js";
 import { serveMetrics, type MetricsServer } from "../telemetry/server.js";
 import type { ProcessingMode } from "../types.js";
+import { tooManyConnections } from "../worker/shared-connections.js";
 import type { PgqWorker } from "../worker/worker.js";
 import { count } from "./format.js";
 import { loadHandlers } from "./handler-module.js";
-import { createLogger, openSession, type GlobalOptions } from "./session.js";
+import { createLogger, databaseUrl, openSession, type GlobalOptions } from "./session.js";
 import { stopOnSignals } from "./signals.js";
 import { Rate, StatusLine } from "./status-line.js";
 
@@ -27,7 +29,13 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
   const handlers = await loadHandlers(options.handler);
   const status = new StatusLine();
   const log = createLogger(globals, status.enabled ? "warn" : "info", status);
-  const session = await openSession(globals, log, options.concurrency + 2);
+  const session = await openSession(globals, log, options.concurrency + 2).catch((error: unknown) => {
+    if (!isTooManyConnections(error)) throw error;
+    // Refused before the worker started: the line the worker would have given, cause and all.
+    const marked = globals.pooler !== "transaction";
+    const worker = { mode: options.mode, concurrency: options.concurrency, listen: marked };
+    throw tooManyConnections(new URL(databaseUrl(globals)).host, (error as Error).cause ?? error, [worker], marked);
+  });
   let metrics: MetricsServer | undefined;
   try {
     if (options.metricsPort !== undefined) {

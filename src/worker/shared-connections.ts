@@ -35,6 +35,32 @@ export const POOL_CONNECTIONS = 1;
 
 type Shape = Pick<WorkerSettings, "mode" | "concurrency" | "listen">;
 
+/**
+ * The connections pgq opens for a client's workers, and what they are for (README "Connections"):
+ * the pool, one LISTEN if any worker listens, the marker (none behind a transaction-mode pooler),
+ * one per transaction-mode slot.
+ */
+export function connectionsWanted(workers: readonly Shape[], marked: boolean): { total: number; parts: string } {
+  const slots = workers.reduce((n, w) => n + (w.mode === "transaction" ? w.concurrency : 0), 0);
+  const listen = workers.some((w) => w.listen) ? 1 : 0;
+  const marker = marked ? 1 : 0;
+  const parts = [`${POOL_CONNECTIONS} pool`, listen && "1 LISTEN", marker && "1 marker", slots && `${slots} transaction-mode slot${slots === 1 ? "" : "s"}`];
+  return { total: POOL_CONNECTIONS + listen + marker + slots, parts: parts.filter(Boolean).join(" + ") };
+}
+
+/** Names the server, what this process wanted and what to change: one line. */
+export function tooManyConnections(server: string, error: unknown, workers: readonly Shape[], marked: boolean): TooManyConnectionsError {
+  const { total, parts } = connectionsWanted(workers, marked);
+  const n = workers.length;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new TooManyConnectionsError(
+    `PostgreSQL at ${server} refused a connection (${reason}): pgq wants ${total} in this process for its ${n} worker${n === 1 ? "" : "s"} ` +
+      `(${parts}), besides q.sql's and lease-mode handlers' queries; raise max_connections on the server, run fewer worker ` +
+      `processes or less transaction-mode concurrency, or connect through PgBouncer (--pooler transaction)`,
+    error,
+  );
+}
+
 export class SharedConnections {
   readonly pool: OwnPool;
   /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
@@ -65,29 +91,9 @@ export class SharedConnections {
     return this.workers.size === 0;
   }
 
-  /**
-   * The connections this client's workers want, and what they are for (README "Connections"):
-   * the pool, one LISTEN if any worker listens, the marker, one per transaction-mode slot.
-   */
-  wanted(): { total: number; parts: string } {
-    const slots = [...this.workers].reduce((n, w) => n + (w.mode === "transaction" ? w.concurrency : 0), 0);
-    const listen = [...this.workers].some((w) => w.listen) ? 1 : 0;
-    const marker = this.marker ? 1 : 0;
-    const parts = [`${POOL_CONNECTIONS} pool`, listen && "1 LISTEN", marker && "1 marker", slots && `${slots} transaction-mode slot${slots === 1 ? "" : "s"}`];
-    return { total: POOL_CONNECTIONS + listen + marker + slots, parts: parts.filter(Boolean).join(" + ") };
-  }
-
   /** The one line to log or throw when the server refused a connection for want of slots. */
   refused(error: unknown): TooManyConnectionsError {
-    const { total, parts } = this.wanted();
-    const workers = this.workers.size;
-    const reason = error instanceof Error ? error.message : String(error);
-    return new TooManyConnectionsError(
-      `PostgreSQL at ${describeTarget(this.pool.sql)} refused a connection (${reason}): this process's pgq wants ${total} ` +
-        `for its ${workers} worker${workers === 1 ? "" : "s"} (${parts}), besides q.sql's; raise max_connections on the server, ` +
-        `run fewer worker processes or less transaction-mode concurrency, or connect through PgBouncer (--pooler transaction)`,
-      error,
-    );
+    return tooManyConnections(describeTarget(this.pool.sql), error, [...this.workers], this.marker !== undefined);
   }
 
   /** Once no worker is left: the marker's session ends (its lock with it), then LISTEN and the pool. */
