@@ -202,7 +202,7 @@ class Client implements Queue {
     const { connections } = shared;
     const listener = connections.join(settings);
     const worker = new PgqWorker(settings, handler, {
-      pool: connections.pool, refused: (error) => connections.refused(error), connection: this.connection,
+      claims: connections.claims, pool: connections.pool, refused: (error) => connections.refused(error), connection: this.connection,
       listener, marker: connections.marker, pooled, tables: this.t, log, maxResultBytes: this.maxPayloadBytes,
     });
     this.running.add(worker);

@@ -14,7 +14,7 @@ const PROCESSES = 20;
 const CONCURRENCY = 4;
 const JOBS = 4000;
 const HANDLER = "test/fixtures/ok-handler.mjs";
-/** README "Connections", `pgq work --mode lease`: q.sql's one, pgq's pool, LISTEN and the marker. */
+/** README "Connections", `pgq work --mode lease`: pgq's two, LISTEN and the marker (q.sql's closed once it started). */
 const PER_LEASE_PROCESS = 4;
 
 const server = await ownServer({ max_connections: 100 });
@@ -74,14 +74,14 @@ test("a process the server cannot take exits 1 with one line: the server, the co
       break;
     }
   }
-  const line = /^pgq: PostgreSQL at \S+ refused a connection \(sorry, too many clients already\): pgq wants (\d+) in this process for its 1 worker \(1 pool \+ 1 LISTEN \+ 1 marker(?: \+ 2 transaction-mode slots)?\), .*raise max_connections/;
+  const line = /^pgq: PostgreSQL at \S+ refused a connection \(sorry, too many clients already\): pgq wants (\d+) in this process for its 1 worker \(2 pgq \+ 1 LISTEN \+ 1 marker(?: \+ 2 transaction-mode slots)?\), .*raise max_connections/;
 
   // No slot at all: refused at the first connection.
   const none = await runCli(["work", "crowd", "--handler", HANDLER, "--mode", "lease"], { databaseUrl: url, timeoutMs: 30_000 });
   assert.equal(none.code, 1, none.stderr);
   assert.match(none.stderr.trim().split("\n").at(-1)!, line);
   assert.doesNotMatch(none.stderr, /^\s+at /m, "no stack trace");
-  assert.equal(line.exec(none.stderr.trim().split("\n").at(-1)!)![1], "3");
+  assert.equal(line.exec(none.stderr.trim().split("\n").at(-1)!)![1], "4");
 
   // One slot: the process connects, then its worker's connections are refused, and it exits rather than retrying forever.
   await hogs.pop()!.end();
@@ -90,7 +90,7 @@ test("a process the server cannot take exits 1 with one line: the server, the co
   assert.equal(one.code, 1, one.stderr);
   const last = one.stderr.trim().split("\n").at(-1)!;
   assert.match(last, line);
-  assert.equal(line.exec(last)![1], "5", "1 pool + 1 LISTEN + 1 marker + 2 slots");
+  assert.equal(line.exec(last)![1], "6", "2 pgq + 1 LISTEN + 1 marker + 2 slots");
   assert.doesNotMatch(one.stderr, /^\s+at /m, "no stack trace");
   t.diagnostic(last);
   t.diagnostic(`refused at start: exited 1 after ${Math.round(none.ms)} ms (no slot) and ${Math.round(one.ms)} ms (one slot)`);

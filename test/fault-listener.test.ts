@@ -56,7 +56,7 @@ test("a half-open LISTEN connection is noticed by its probe and replaced; the jo
   // With a 10-minute poll, only a notification or the listener's "restored" starts a job soon.
   const settings = workerSettings("halfopen", recordEffect, { pollIntervalMs: 600_000 });
   const worker = new PgqWorker(settings, recordEffect, {
-    pool, refused: (error) => error as Error, connection: url, listener, tables: tables(pool.sql, "pgq"), log, maxResultBytes: 1024,
+    claims: pool, pool, refused: (error) => error as Error, connection: url, listener, tables: tables(pool.sql, "pgq"), log, maxResultBytes: 1024,
   });
   await worker.ready;
   await waitFor(() => count(/first probe was heard/) === 1, { what: "the listener's first probe" });

@@ -1,4 +1,5 @@
 // pgq work <queue...> --handler <module>: runs a worker until SIGINT or SIGTERM.
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { isTooManyConnections } from "../db/outage.js";
 import { serveMetrics, type MetricsServer } from "../telemetry/server.js";
@@ -22,6 +23,13 @@ export interface WorkCommandOptions {
   metricsHost: string;
 }
 
+/**
+ * pgq work uses q.sql only to start (and for the metrics' gauges, when scraped): its connection
+ * closes this soon once idle, and the worker opens its own only then, so that a process never
+ * holds more than README "Connections" counts, even for a moment at start.
+ */
+const SESSION_IDLE_S = 0.2;
+
 /** Without a terminal, progress goes to the log this often. */
 const LOG_PROGRESS_EVERY_MS = 10_000;
 
@@ -29,7 +37,10 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
   const handlers = await loadHandlers(options.handler);
   const status = new StatusLine();
   const log = createLogger(globals, status.enabled ? "warn" : "info", status);
-  const session = await openSession(globals, log, options.concurrency + 2).catch((error: unknown) => {
+  let sessionIdle!: () => void;
+  const idle = new Promise<void>((resolve) => (sessionIdle = resolve));
+  const overrides = { idle_timeout: SESSION_IDLE_S, onclose: () => sessionIdle() };
+  const session = await openSession(globals, log, options.concurrency + 2, overrides).catch((error: unknown) => {
     if (!isTooManyConnections(error)) throw error;
     // Refused before the worker started: the line the worker would have given, cause and all.
     const marked = globals.pooler !== "transaction";
@@ -42,6 +53,8 @@ export async function workCommand(queues: string[], options: WorkCommandOptions,
       metrics = await serveMetrics(options.metricsPort, options.metricsHost);
       log.info({ url: metrics.url }, "serving Prometheus metrics");
     }
+    // Bounded: a pooler in between may keep the client's connection open.
+    await Promise.race([idle, sleep(SESSION_IDLE_S * 10_000, undefined, { ref: false })]);
     const worker = session.q.work(queues, handlers, {
       concurrency: options.concurrency,
       mode: options.mode,

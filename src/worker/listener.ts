@@ -3,7 +3,7 @@
 // pgq keeps this connection itself rather than using postgres.js's sql.listen(), which
 // re-listens after a disconnect only once and drops the listener silently if the database is
 // still down at that moment. Here a lost connection is logged, retried with backoff for as
-// long as it takes, and reported with a "restored" event, on which the worker fetches at once
+// long as it takes, and reported to every subscriber (restored), on which the worker fetches at once
 // whatever was enqueued while it was deaf.
 //
 // A connection can also go deaf without closing: a NAT or firewall that forgets it, a peer
@@ -36,7 +36,6 @@ const PROBE_TIMEOUT_MS = 5_000;
 
 interface ListenerEvents {
   lost: [];
-  restored: [];
 }
 
 export interface ProbeOptions {
@@ -200,7 +199,6 @@ export class Listener extends EventEmitter<ListenerEvents> {
         try {
           await this.listen();
           this.log.info("the LISTEN connection is back; fetching what was enqueued meanwhile");
-          this.emit("restored");
           for (const s of this.subscribers) s.restored();
           break;
         } catch (error) {

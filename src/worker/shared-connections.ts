@@ -1,10 +1,12 @@
 // What all the workers of one client share, so that a process's connections grow neither with
 // its workers nor with lease-mode concurrency:
 //
-//   pool      pgq's own statements: every worker's claims, renewals, completions, failures and
-//             progress, the LISTEN probes, and maintenance (rescue, cron, expiry, history).
-//             Once its connections are busy, postgres.js pipelines further statements on them,
-//             so a few carry any number of workers.
+//   claims    every worker's claims, on a connection of their own: a claim never waits behind
+//             a completion's commit, and the two commit in parallel.
+//   pool      everything else pgq writes: completions, failures, renewals, progress, the LISTEN
+//             probes, and maintenance (rescue, cron, expiry, history).
+//   Once a connection is busy, postgres.js pipelines further statements on it, so these two
+//   carry any number of workers.
 //   listener  one LISTEN connection; each notification goes to the workers of its queue.
 //   marker    one session marker (marker.ts); none behind a transaction-mode pooler.
 //
@@ -26,12 +28,8 @@ import { Listener } from "./listener.js";
 import { Marker } from "./marker.js";
 import type { WorkerSettings } from "./settings.js";
 
-/**
- * pgq's pool, whatever the workers: claims and completions each need a connection at times, and
- * everything else pipelines behind them. A second connection (claims and completions on two
- * backends) drained no faster here (README "Connections").
- */
-export const POOL_CONNECTIONS = 1;
+/** pgq's own connections, whatever its workers: one for claims, one for the rest. */
+export const POOL_CONNECTIONS = 2;
 
 type Shape = Pick<WorkerSettings, "mode" | "concurrency" | "listen">;
 
@@ -44,7 +42,7 @@ export function connectionsWanted(workers: readonly Shape[], marked: boolean): {
   const slots = workers.reduce((n, w) => n + (w.mode === "transaction" ? w.concurrency : 0), 0);
   const listen = workers.some((w) => w.listen) ? 1 : 0;
   const marker = marked ? 1 : 0;
-  const parts = [`${POOL_CONNECTIONS} pool`, listen && "1 LISTEN", marker && "1 marker", slots && `${slots} transaction-mode slot${slots === 1 ? "" : "s"}`];
+  const parts = [`${POOL_CONNECTIONS} pgq`, listen && "1 LISTEN", marker && "1 marker", slots && `${slots} transaction-mode slot${slots === 1 ? "" : "s"}`];
   return { total: POOL_CONNECTIONS + listen + marker + slots, parts: parts.filter(Boolean).join(" + ") };
 }
 
@@ -62,6 +60,7 @@ export function tooManyConnections(server: string, error: unknown, workers: read
 }
 
 export class SharedConnections {
+  readonly claims: OwnPool;
   readonly pool: OwnPool;
   /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
   readonly marker: Marker | undefined;
@@ -74,7 +73,9 @@ export class SharedConnections {
     private readonly t: Tables,
     private readonly log: Logger,
   ) {
-    this.pool = new OwnPool(() => openConnection(source, log, { max: POOL_CONNECTIONS, ...poolerOptions(pooler) }), log);
+    const open = () => openConnection(source, log, { max: 1, ...poolerOptions(pooler) });
+    this.claims = new OwnPool(open, log);
+    this.pool = new OwnPool(open, log);
     this.marker = pooler === "transaction" ? undefined : new Marker(source, t, log);
   }
 
@@ -96,10 +97,10 @@ export class SharedConnections {
     return tooManyConnections(describeTarget(this.pool.sql), error, [...this.workers], this.marker !== undefined);
   }
 
-  /** Once no worker is left: the marker's session ends (its lock with it), then LISTEN and the pool. */
+  /** Once no worker is left: the marker's session ends (its lock with it), then LISTEN and the pools. */
   async close(): Promise<void> {
     await this.marker?.close();
     await this.listener?.close();
-    await this.pool.end();
+    await Promise.all([this.claims.end(), this.pool.end()]);
   }
 }

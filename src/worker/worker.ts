@@ -38,7 +38,9 @@ import { Slots, type Running } from "./slots.js";
 import { WakeUp } from "./wake-up.js";
 
 export interface WorkerDeps {
-  /** pgq's pool, shared with the client's other workers (which closes it): claims, renewals, completions, failures. */
+  /** Where claims go, shared with the client's other workers (the client closes it). */
+  claims: OwnPool;
+  /** pgq's pool for the rest, shared likewise: renewals, completions, failures, progress. */
   pool: OwnPool;
   /** The one clear error for a connection the server refused for want of slots (shared-connections.ts). */
   refused: (error: unknown) => Error;
@@ -110,7 +112,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       maxResultBytes: deps.maxResultBytes,
     });
     this.fetchLoop = new FetchLoop({
-      settings, pool, tables, log,
+      settings, pool: deps.claims, tables, log,
       slots: this.slots,
       wake: this.wakeUp,
       claimed: (jobs) => this.claimed(jobs),
