@@ -8,7 +8,7 @@
 //
 // A connection can also go deaf without closing: a NAT or firewall that forgets it, a peer
 // that vanished, leave a socket that nothing ever arrives on. So while listening, the listener
-// sends itself a probe every PROBE_EVERY_MS through another connection (the worker's pool),
+// sends itself a probe every PROBE_EVERY_MS through another connection (pgq's pool),
 // on a channel of its own (so that no other worker hears it, and no probe looks like a queue),
 // and a probe not heard within PROBE_TIMEOUT_MS means the connection is replaced. The first
 // probe also finds a pooler in transaction mode (PgBouncer): LISTEN succeeds there, but the
