@@ -3,11 +3,13 @@
 // the server cannot take exits 1 with one line that says what it wanted and what to change.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { pino } from "pino";
 import postgres, { type Sql } from "postgres";
+import { connect } from "../src/index.js";
 import { runCli } from "./helpers/cli.js";
 import { ownServer } from "./helpers/own-server.js";
 import { drained } from "./helpers/queue.js";
-import { waitFor } from "./helpers/wait.js";
+import { nextEvent, waitFor } from "./helpers/wait.js";
 import { pgqWork } from "./helpers/workers.js";
 
 const PROCESSES = 20;
@@ -62,7 +64,6 @@ test("a process the server cannot take exits 1 with one line: the server, the co
   await waitFor(async () => (await clientBackends(db)) === 1, { what: "the workers' connections to close" });
   // Fill every slot (the test's user is a superuser: the reserved ones too).
   const hogs: Sql[] = [];
-  after(() => Promise.all(hogs.map((h) => h.end({ timeout: 0 }))));
   for (;;) {
     const hog = postgres(url, { max: 1, onnotice: () => {} });
     try {
@@ -92,6 +93,34 @@ test("a process the server cannot take exits 1 with one line: the server, the co
   assert.match(last, line);
   assert.equal(line.exec(last)![1], "6", "2 pgq + 1 LISTEN + 1 marker + 2 slots");
   assert.doesNotMatch(one.stderr, /^\s+at /m, "no stack trace");
+  await Promise.all(hogs.map((h) => h.end({ timeout: 0 })));
   t.diagnostic(last);
   t.diagnostic(`refused at start: exited 1 after ${Math.round(none.ms)} ms (no slot) and ${Math.round(one.ms)} ms (one slot)`);
+});
+
+test("a running worker whose connections are refused keeps retrying, says so once, and runs jobs once it has them", async (t) => {
+  // A role of its own, so that its CONNECTION LIMIT (superusers have none) refuses it alone.
+  await db`create role crowd_worker login in role postgres`;
+  const workerUrl = Object.assign(new URL(url), { username: "crowd_worker" }).toString();
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  const q = await connect({ databaseUrl: workerUrl, logger });
+  after(() => q.close());
+  const worker = q.work("refused", () => undefined, { mode: "lease", pollIntervalMs: 200 });
+  await worker.ready;
+
+  await db`alter role crowd_worker connection limit 0`;
+  await db`select pg_terminate_backend(pid) from pg_stat_activity where usename = 'crowd_worker'`;
+  await db`select pgq.enqueue('refused', '{}')`;
+  const refusals = () => lines.filter((l) => l.level === 50 && /refused a connection/.test(l.msg));
+  const failedClaims = () => lines.filter((l) => /claiming jobs failed/.test(l.msg)).length;
+  await waitFor(() => failedClaims() >= 3, { timeoutMs: 30_000, what: "claims to fail and be retried" });
+  assert.equal(refusals().length, 1, "the line is logged once, not at every retry");
+  assert.match(refusals()[0]!.msg, /^PostgreSQL at \S+ refused a connection \(too many connections for role "crowd_worker"\): pgq wants 4 .*\(2 pgq \+ 1 LISTEN \+ 1 marker\).*max_connections/);
+  t.diagnostic(refusals()[0]!.msg);
+
+  const completed = nextEvent(worker, "completed", 30_000);
+  await db`alter role crowd_worker connection limit -1`;
+  await completed;
+  await worker.stop();
 });

@@ -53,7 +53,8 @@ export function tooManyConnections(server: string, error: unknown, workers: read
   const reason = error instanceof Error ? error.message : String(error);
   return new TooManyConnectionsError(
     `PostgreSQL at ${server} refused a connection (${reason}): pgq wants ${total} in this process for its ${n} worker${n === 1 ? "" : "s"} ` +
-      `(${parts}), besides q.sql's and lease-mode handlers' queries; raise max_connections on the server, run fewer worker ` +
+      `(${parts}), besides q.sql's and lease-mode handlers' queries; raise max_connections (or the role's or database's ` +
+      `connection limit), run fewer worker ` +
       `processes or less transaction-mode concurrency, or connect through PgBouncer (--pooler transaction)`,
     error,
   );
