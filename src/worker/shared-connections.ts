@@ -6,7 +6,8 @@
 //   pool      everything else pgq writes: completions, failures, renewals, progress, the LISTEN
 //             probes, and maintenance (rescue, cron, expiry, history).
 //   Once a connection is busy, postgres.js pipelines further statements on it, so these two
-//   carry any number of workers.
+//   carry any number of workers. Each is replaced when it gets stuck (db/own-pool.ts): claims by
+//   the fetch loops, the rest by maintenance, whose statements run on it every second.
 //   listener  one LISTEN connection; each notification goes to the workers of its queue.
 //   marker    one session marker (marker.ts); none behind a transaction-mode pooler.
 //
