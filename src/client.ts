@@ -1,7 +1,7 @@
 // connect(): the Queue object behind pgq's public API.
 import { pino, type Logger } from "pino";
 import type { Sql } from "postgres";
-import { assertReachable, openConnection, openPool, poolerOptions, type ConnectionSource } from "./db/connections.js";
+import { assertReachable, openPool, poolerOptions, type ConnectionSource } from "./db/connections.js";
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 import { checkingSchema } from "./db/schema-errors.js";
 import { executorFor } from "./db/executor.js";
@@ -9,13 +9,12 @@ import { prepareEnqueue } from "./enqueue.js";
 import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { insertJobs } from "./sql/insert-jobs.js";
 import { ValidationError } from "./errors.js";
-import { Listener } from "./worker/listener.js";
 import { assertJobId, getJob, listHistory } from "./admin/history.js";
 import { cancelJobs, CANCEL_BATCH } from "./sql/cancel.js";
 import { maintainHistory } from "./sql/history.js";
 import { Waiters } from "./waiters.js";
 import { migrate } from "./admin/migrate.js";
-import { assertSchemaName, cancelChannel, DEFAULT_SCHEMA, readyChannel } from "./db/schema.js";
+import { assertSchemaName, DEFAULT_SCHEMA } from "./db/schema.js";
 import { inspectQueues, type Inspection, type InspectOptions } from "./admin/inspect.js";
 import { defineSchedule, listSchedules, prepareSchedule, removeSchedule } from "./admin/schedules.js";
 import { poolSizeWarning } from "./db/pool-size.js";
@@ -29,8 +28,7 @@ import type {
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger, assertQueueName } from "./validate.js";
 import { listQueues, prepareQueueSettings, setQueue, type QueueConfig } from "./admin/queues.js";
 import { Maintenance } from "./maintenance/maintenance.js";
-import { OwnPool } from "./db/own-pool.js";
-import { Marker } from "./worker/marker.js";
+import { SharedConnections } from "./worker/shared-connections.js";
 import { workerSettings, type Handlers } from "./worker/settings.js";
 import { PgqWorker } from "./worker/worker.js";
 import { watchQueues } from "./telemetry/metrics.js";
@@ -132,11 +130,10 @@ export async function connect(options: ConnectOptions = {}): Promise<Queue> {
 class Client implements Queue {
   readonly schema: string;
   private readonly running = new Set<PgqWorker>();
-  private maintenance: Maintenance | undefined;
-  /** Behind a transaction-mode pooler there is none: session locks do not hold there. */
-  private marker: Marker | undefined;
-  /** Set when the last worker stopped: close() waits for the maintenance pool to end. */
-  private maintenanceStopped: Promise<void> | undefined;
+  /** While workers run: pgq's pool, LISTEN and the marker, for all of them, and maintenance on that pool. */
+  private shared: { connections: SharedConnections; maintenance: Maintenance } | undefined;
+  /** Set when the last worker stopped: close() waits for maintenance to stop and the shared connections to close. */
+  private sharedClosed: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private waiters: Waiters | undefined;
   private get closed(): boolean {
@@ -192,29 +189,31 @@ class Client implements Queue {
     }
     const settings = workerSettings(queueOrQueues, handler, pooled ? { ...options, listen: false } : options);
     const log = this.log;
-    // The worker's statements run on a pool of its own, opened like the slots' connections: they
-    // never wait behind the application's use of q.sql, and a pool that stops answering, or whose
-    // sessions were opened read-only, can be replaced. Lease-mode handlers share it as ctx.sql: a
-    // connection for each job, even inside ctx.sql.begin(), and two for the worker.
-    const pool = this.#ownPool(settings.mode === "lease" ? settings.concurrency + 2 : 3);
+    // Workers' statements run on pgq's pool, opened like the slots' connections and shared by the
+    // client's workers (worker/shared-connections.ts): they never wait behind the application's
+    // use of q.sql, and a pool that stops answering, or whose sessions were opened read-only, can
+    // be replaced. Lease-mode handlers query through a pool of their worker's (worker.ts), so
+    // that pgq's need not grow with them.
     if (!this.url) {
       const poolMax = this.sql.options.max;
       const warning = poolSizeWarning(poolMax, settings.concurrency);
       if (warning) log.warn({ poolMax, concurrency: settings.concurrency }, warning);
     }
-    const listener = settings.listen ? new Listener(this.connection, readyChannel(this.schema), log, cancelChannel(this.schema)) : undefined;
-    if (!pooled) this.marker ??= new Marker(this.connection, this.t, log);
-    const worker = new PgqWorker(settings, handler, { pool, connection: this.connection, listener, marker: this.marker, pooled, tables: this.t, log, maxResultBytes: this.maxPayloadBytes });
+    const shared = (this.shared ??= this.#share());
+    const { connections } = shared;
+    const listener = connections.join(settings);
+    const worker = new PgqWorker(settings, handler, {
+      claims: connections.claims, pool: connections.pool, refused: (error) => connections.refused(error), connection: this.connection,
+      listener, marker: connections.marker, pooled, tables: this.t, log, maxResultBytes: this.maxPayloadBytes,
+    });
     this.running.add(worker);
-    this.maintenance ??= this.#startMaintenance();
-    this.maintenance.start(settings.pollIntervalMs);
+    shared.maintenance.start(settings.pollIntervalMs);
     worker.once("stopped", () => {
       this.running.delete(worker);
-      if (this.running.size > 0 || !this.maintenance) return;
-      const marker = this.marker;
-      this.marker = undefined;
-      this.maintenanceStopped = Promise.all([this.maintenance.stop(), marker?.close()]).then(() => undefined);
-      this.maintenance = undefined;
+      if (!connections.leave(settings)) return;
+      if (this.shared === shared) this.shared = undefined;
+      const previous = this.sharedClosed;
+      this.sharedClosed = Promise.all([previous, shared.maintenance.stop().then(() => connections.close())]).then(() => undefined);
     });
     void worker.ready.then(undefined, () => undefined);
     return worker;
@@ -225,15 +224,12 @@ class Client implements Queue {
     return this.pooler === "transaction" || !this.url ? (this.sql.options as unknown as ConnectionSource) : this.url;
   }
 
-  #ownPool(max: number): OwnPool {
-    return new OwnPool(() => openConnection(this.connection, this.log, { max, ...poolerOptions(this.pooler) }), this.log);
-  }
-
-  /** Rescue and cron, once for all of this client's workers (src/maintenance/). */
-  #startMaintenance(): Maintenance {
-    const maintenance = new Maintenance(this.#ownPool(1), this.t, this.log, this.marker);
+  /** What the client's workers share, and rescue and cron once for all of them (src/maintenance/). */
+  #share(): { connections: SharedConnections; maintenance: Maintenance } {
+    const connections = new SharedConnections(this.connection, this.pooler, this.t, this.log);
+    const maintenance = new Maintenance(connections.pool, this.t, this.log, connections.marker);
     maintenance.on("rescued", () => this.running.forEach((w) => w.wake()));
-    return maintenance;
+    return { connections, maintenance };
   }
 
   async stats(): Promise<Stats> {
@@ -386,7 +382,7 @@ class Client implements Queue {
       this.unwatchQueues();
       await Promise.all([...this.running].map((w) => w.stop()));
       await this.waiters?.close();
-      await this.maintenanceStopped;
+      await this.sharedClosed;
       if (this.url) await this.sql.end({ timeout: 5 });
     })();
     return this.closing;

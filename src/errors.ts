@@ -15,6 +15,7 @@ export type PgqErrorCode =
   | "WORKER_STOPPED"
   | "WORKER_LOST"
   | "DATABASE_UNREACHABLE"
+  | "TOO_MANY_CONNECTIONS"
   | "DATABASE_TIMEOUT"
   | "MIGRATION_FAILED"
   | "SCHEMA_NOT_MIGRATED"
@@ -92,6 +93,13 @@ export class JobTimeoutError extends PgqError {
 export class DatabaseTimeoutError extends PgqError {
   constructor(what: string, ms: number) {
     super("DATABASE_TIMEOUT", `${what} did not finish within ${ms} ms; the connection may be lost`);
+  }
+}
+
+/** The server refused this process's connections: it has no slots left (SQLSTATE 53300). */
+export class TooManyConnectionsError extends PgqError {
+  constructor(message: string, cause: unknown) {
+    super("TOO_MANY_CONNECTIONS", message, { cause });
   }
 }
 

@@ -11,6 +11,7 @@ export {
   WaitTimeoutError,
   JobTimeoutError,
   DatabaseTimeoutError,
+  TooManyConnectionsError,
   WorkerStoppedError,
   WorkerLostError,
   ClientClosedError,

@@ -55,7 +55,9 @@ test("a half-open LISTEN connection is noticed by its probe and replaced; the jo
   const listener = new Listener(proxy.url(url), readyChannel("pgq"), log, cancelChannel("pgq"));
   // With a 10-minute poll, only a notification or the listener's "restored" starts a job soon.
   const settings = workerSettings("halfopen", recordEffect, { pollIntervalMs: 600_000 });
-  const worker = new PgqWorker(settings, recordEffect, { pool, connection: url, listener, tables: tables(pool.sql, "pgq"), log });
+  const worker = new PgqWorker(settings, recordEffect, {
+    claims: pool, pool, refused: (error) => error as Error, connection: url, listener, tables: tables(pool.sql, "pgq"), log, maxResultBytes: 1024,
+  });
   await worker.ready;
   await waitFor(() => count(/first probe was heard/) === 1, { what: "the listener's first probe" });
 
@@ -87,6 +89,9 @@ test("a half-open LISTEN connection is noticed by its probe and replaced; the jo
   await insert();
   await completed;
   await worker.stop();
+  // The listener and the pool are the client's, which this test stands in for.
+  await listener.close();
+  await pool.end();
 
   assert.deepEqual(await outcome(ids), { lost: [], duplicated: [], leftInQueue: 0, dead: 0 });
   console.log(`# half-open LISTEN: noticed ${noticedInMs} ms after the stall, the gap's job done after ${ranInMs} ms`);

@@ -2,7 +2,7 @@
 // fails fast (a few seconds, naming host and port) when the database cannot be reached.
 import { pino, type Logger } from "pino";
 import { connect, type Queue } from "../client.js";
-import { assertReachable, openPool, poolerOptions } from "../db/connections.js";
+import { assertReachable, openPool, poolerOptions, type PostgresOptions } from "../db/connections.js";
 import type { Pooler } from "../types.js";
 import { UsageError } from "./errors.js";
 import { readableLines, type LogFormat } from "./log-lines.js";
@@ -50,9 +50,9 @@ export function createLogger(globals: GlobalOptions, defaultLevel: string, statu
   return pino({ level }, destination);
 }
 
-/** Opens a pool of `poolSize` connections (a worker needs concurrency + 1) and connects. */
-export async function openSession(globals: GlobalOptions, log: Logger, poolSize = 4): Promise<Session> {
-  const sql = openPool(databaseUrl(globals), log, { max: poolSize, ...poolerOptions(globals.pooler) });
+/** Opens a pool of `poolSize` connections (a worker needs concurrency + 1), with `overrides`, and connects. */
+export async function openSession(globals: GlobalOptions, log: Logger, poolSize = 4, overrides: PostgresOptions = {}): Promise<Session> {
+  const sql = openPool(databaseUrl(globals), log, { max: poolSize, ...poolerOptions(globals.pooler), ...overrides });
   let q: Queue;
   try {
     await assertReachable(sql, REACHABLE_WITHIN_MS);

@@ -44,3 +44,14 @@ export function isDatabaseOutage(error: unknown): boolean {
 export function isReadOnlyError(error: unknown): boolean {
   return sqlStates(error).includes("25006");
 }
+
+/**
+ * True if the server refused a connection for want of slots: max_connections reached ("sorry,
+ * too many clients already"), the last ones kept for superusers or reserved roles ("remaining
+ * connection slots are reserved ..."), or a role's or database's CONNECTION LIMIT. All are
+ * 53300; the message is matched too, for errors that lost their code on the way.
+ */
+export function isTooManyConnections(error: unknown): boolean {
+  if (sqlStates(error).includes("53300")) return true;
+  return error instanceof Error && /too many clients already|remaining connection slots are reserved/.test(error.message);
+}

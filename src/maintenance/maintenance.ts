@@ -63,6 +63,7 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private suspects = new Map<string, { key: number; since: number }>();
 
   constructor(
+    /** The client's workers' pool (src/worker/shared-connections.ts): maintenance's statements are few and short. */
     private readonly pool: OwnPool,
     private readonly tables: Tables,
     private readonly log: Logger,
@@ -81,12 +82,11 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
     }, TICK_MS);
   }
 
-  /** Stops the tasks, once the one running now has finished, and closes the pool. */
+  /** Stops the tasks, once the one running now has finished; the pool is the workers' too, and the client closes it. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
-    await this.pool.end();
   }
 
   private async tick(): Promise<void> {

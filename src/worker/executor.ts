@@ -4,11 +4,13 @@
 // transaction: the handler runs inside the job's own transaction, on the slot's connection,
 //   and the completion is the transaction's last statement, fenced by the lease token: the
 //   handler's writes commit exactly once, together with the completion, or not at all.
-// lease: the handler runs on the worker's pool while the heartbeat renews the lease; the
-//   completion is batched with others (completer.ts), after the slot is already free.
+// lease: the handler runs while the heartbeat renews the lease, its ctx.sql a pool of the
+//   worker's for handlers (pgq's own stays small: shared-connections.ts); the completion is
+//   batched with others (completer.ts), after the slot is already free.
 import type { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
+import type { Sql } from "postgres";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { isDatabaseOutage } from "../db/outage.js";
@@ -32,6 +34,8 @@ export interface ExecutorDeps {
   settings: WorkerSettings;
   handlers: Handlers;
   pool: OwnPool;
+  /** Lease mode only: the handlers' ctx.sql. */
+  handlerSql: Sql | undefined;
   tables: Tables;
   completer: Completer;
   /** Transaction mode only. */
@@ -111,7 +115,7 @@ export class Executor {
   private async underLease(entry: Running, job: Job, log: Logger): Promise<void> {
     const { signal } = entry.controller;
     const handler = handlerFor(this.deps.handlers, job.queue);
-    const value = await untilAborted(() => handler(job, this.context(entry, this.deps.pool.sql, log)), signal);
+    const value = await untilAborted(() => handler(job, this.context(entry, this.deps.handlerSql!, log)), signal);
     const result = this.resultText(value);
     entry.finishing = true;
     this.deps.freeSlot(job.id);

@@ -22,7 +22,10 @@ const AUDIT_EVERY_MS = 5_000;
 
 export interface FetchLoopDeps {
   settings: WorkerSettings;
+  /** Where claims go. */
   pool: OwnPool;
+  /** Where statements beside the claims go, out of their way: the audit, finishing expired jobs. */
+  asidePool: OwnPool;
   tables: Tables;
   slots: Slots;
   wake: WakeUp;
@@ -60,7 +63,7 @@ export class FetchLoop {
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
         const { jobs, full, nextSlotInMs } = claim;
         bounds.claimed(claim.bounds);
-        if (claim.expiredAhead) this.runAside("finishing expired jobs", () => finishExpired(pool.sql, tables, log));
+        if (claim.expiredAhead) this.runAside("finishing expired jobs", () => finishExpired(this.deps.asidePool.sql, tables, log));
         if (failures.reset()) log.info("claiming works again");
         // A full batch suggests more is waiting: claim again as soon as a slot frees.
         if (jobs.length === want) wake.more();
@@ -106,8 +109,8 @@ export class FetchLoop {
 
   /** Drops every bound that has a claimable job behind it, and claims at once from the head. */
   private async audit(): Promise<void> {
-    const { pool, tables, bounds, wake, log } = this.deps;
-    const behind = await queuesBehindBounds(pool.sql, tables, bounds.current());
+    const { asidePool, tables, bounds, wake, log } = this.deps;
+    const behind = await queuesBehindBounds(asidePool.sql, tables, bounds.current());
     for (const queue of behind) bounds.rewind(queue);
     if (behind.length > 0) {
       log.debug({ queues: behind }, "jobs were waiting behind the claim bound");

@@ -37,6 +37,8 @@ export class JobConnection {
   private sql: Sql;
   private dead = false;
   private pid: number | undefined;
+  /** Settles once the connection opened, with the error if it could not (behind a pooler: at once, unknown). */
+  opened!: Promise<unknown>;
   /** Rejects the running transaction's result when the connection closes under it. */
   private onLost: ((error: Error) => void) | undefined;
 
@@ -63,8 +65,10 @@ export class JobConnection {
         this.onLost?.(new ConnectionLostError());
       },
     });
-    // Once per connection, not per job: the pid a cancel needs.
-    if (!this.pooled) sql<{ pid: number }[]>`select pg_backend_pid() as pid`.then(([row]) => (this.pid = row?.pid), () => undefined);
+    // Once per connection, not per job: the pid a cancel needs. It also opens the connection now.
+    this.opened = this.pooled
+      ? Promise.resolve(undefined)
+      : sql<{ pid: number }[]>`select pg_backend_pid() as pid`.then(([row]) => void (this.pid = row?.pid), (error: unknown) => error);
     return sql;
   }
 

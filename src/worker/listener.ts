@@ -3,17 +3,20 @@
 // pgq keeps this connection itself rather than using postgres.js's sql.listen(), which
 // re-listens after a disconnect only once and drops the listener silently if the database is
 // still down at that moment. Here a lost connection is logged, retried with backoff for as
-// long as it takes, and reported with a "restored" event, on which the worker fetches at once
+// long as it takes, and reported to every subscriber (restored), on which the worker fetches at once
 // whatever was enqueued while it was deaf.
 //
 // A connection can also go deaf without closing: a NAT or firewall that forgets it, a peer
 // that vanished, leave a socket that nothing ever arrives on. So while listening, the listener
-// sends itself a probe every PROBE_EVERY_MS through another connection (the worker's pool),
+// sends itself a probe every PROBE_EVERY_MS through another connection (pgq's pool),
 // on a channel of its own (so that no other worker hears it, and no probe looks like a queue),
 // and a probe not heard within PROBE_TIMEOUT_MS means the connection is replaced. The first
 // probe also finds a pooler in transaction mode (PgBouncer): LISTEN succeeds there, but the
 // server connection it ran on goes back to the pool, so nothing is ever delivered. Then the
 // listener says so once and stops: the worker polls.
+//
+// One listener serves all of a client's workers (src/worker/shared-connections.ts): each
+// subscribes to its queues, and a notification goes only to the workers of its queue.
 import { EventEmitter } from "node:events";
 import { randomBytes } from "node:crypto";
 import type { Sql } from "postgres";
@@ -21,7 +24,9 @@ import type { Logger } from "pino";
 import { Backoff, sleep } from "../backoff.js";
 import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
+import { isTooManyConnections } from "../db/outage.js";
 import { quoteIdent } from "../db/schema.js";
+import type { Landing } from "./claim-bounds.js";
 
 const LISTEN_TIMEOUT_MS = 10_000;
 const RECONNECT = { baseMs: 100, maxMs: 5_000 };
@@ -31,11 +36,7 @@ const PROBE_EVERY_MS = 5_000;
 const PROBE_TIMEOUT_MS = 5_000;
 
 interface ListenerEvents {
-  notify: [payload: string];
-  /** Ids of running jobs q.cancel() took, comma-separated. */
-  cancel: [payload: string];
   lost: [];
-  restored: [];
 }
 
 export interface ProbeOptions {
@@ -45,8 +46,21 @@ export interface ProbeOptions {
   pollIntervalMs: number;
 }
 
+/**
+ * What a worker hears: a job of one of its queues is ready (or due in `dueInMs`; `landing` says
+ * whether it may be behind the worker's claim bound), running jobs were cancelled, LISTEN is back.
+ */
+export interface Subscriber {
+  ready(queue: string, dueInMs: number, landing: Landing | undefined): void;
+  cancel(ids: string[]): void;
+  restored(): void;
+}
+
 export class Listener extends EventEmitter<ListenerEvents> {
   private sql: Sql | undefined;
+  private started: Promise<void> | undefined;
+  private readonly byQueue = new Map<string, Set<Subscriber>>();
+  private readonly subscribers = new Set<Subscriber>();
   private listening = false;
   private closed = false;
   /** LISTEN was found not to deliver notifications (a transaction-mode pooler): polling only. */
@@ -72,8 +86,35 @@ export class Listener extends EventEmitter<ListenerEvents> {
     super();
   }
 
-  /** Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the background. */
-  async start(probe: ProbeOptions): Promise<void> {
+  /** Sends `subscriber` the notifications of `queues` and every cancel; returns the unsubscribe. */
+  subscribe(queues: readonly string[], subscriber: Subscriber): () => void {
+    this.subscribers.add(subscriber);
+    for (const queue of queues) {
+      let set = this.byQueue.get(queue);
+      if (!set) this.byQueue.set(queue, (set = new Set()));
+      set.add(subscriber);
+    }
+    return () => {
+      this.subscribers.delete(subscriber);
+      for (const queue of queues) {
+        const set = this.byQueue.get(queue);
+        set?.delete(subscriber);
+        if (set?.size === 0) this.byQueue.delete(queue);
+      }
+    };
+  }
+
+  /**
+   * Resolves once LISTEN is in place; if the database cannot be reached, keeps trying in the
+   * background. Rejects if the server refused the connection for want of slots (53300): that
+   * will not pass by itself, and a worker starting so says so. Once per listener: the first
+   * caller's options hold.
+   */
+  start(probe: ProbeOptions): Promise<void> {
+    return (this.started ??= this.begin(probe));
+  }
+
+  private async begin(probe: ProbeOptions): Promise<void> {
     this.probe = probe;
     // A health check does not keep the process alive.
     this.probeTimer = setInterval(() => void this.checkDelivery(), PROBE_EVERY_MS).unref();
@@ -82,8 +123,9 @@ export class Listener extends EventEmitter<ListenerEvents> {
       // The first probe at once: a pooler that swallows notifications is found in moments.
       void this.checkDelivery();
     } catch (error) {
-      this.log.warn({ err: error }, "cannot LISTEN for new jobs yet; polling until the connection is back");
       this.reconnect();
+      if (isTooManyConnections(error)) throw error;
+      this.log.warn({ err: error }, "cannot LISTEN for new jobs yet; polling until the connection is back");
     }
   }
 
@@ -107,8 +149,8 @@ export class Listener extends EventEmitter<ListenerEvents> {
       fetch_types: false,
       onnotify: (ch: string, payload: string) => {
         if (sql !== this.sql) return;
-        if (ch === this.channel) this.emit("notify", payload);
-        else if (ch === this.cancelChannel) this.emit("cancel", payload);
+        if (ch === this.channel) this.notified(payload);
+        else if (ch === this.cancelChannel) this.cancelled(payload);
         else if (ch === this.probeChannel) this.probeHeard(Number(payload));
       },
       onclose: () => {
@@ -120,6 +162,18 @@ export class Listener extends EventEmitter<ListenerEvents> {
     await bounded(sql.unsafe(`listen ${quoteIdent(this.cancelChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     await bounded(sql.unsafe(`listen ${quoteIdent(this.probeChannel)}`), LISTEN_TIMEOUT_MS, "LISTEN");
     this.listening = true;
+  }
+
+  private notified(payload: string): void {
+    const { queue, dueInMs, landing } = parseNotification(payload);
+    const subscribers = this.byQueue.get(queue);
+    if (subscribers) for (const s of subscribers) s.ready(queue, dueInMs, landing);
+  }
+
+  private cancelled(payload: string): void {
+    // Ids of running jobs q.cancel() took, comma-separated: each worker aborts those it runs.
+    const ids = payload.split(",");
+    for (const s of this.subscribers) s.cancel(ids);
   }
 
   private async retire(): Promise<void> {
@@ -149,7 +203,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
         try {
           await this.listen();
           this.log.info("the LISTEN connection is back; fetching what was enqueued meanwhile");
-          this.emit("restored");
+          for (const s of this.subscribers) s.restored();
           break;
         } catch (error) {
           this.log.debug({ err: error, retryInMs: delay }, "LISTEN reconnect failed");
@@ -232,4 +286,19 @@ export class Listener extends EventEmitter<ListenerEvents> {
     clearInterval(this.probeTimer);
     this.awaitingProbe = undefined;
   }
+}
+
+/**
+ * A notification on the jobs channel (migration 000012): `queue` (from earlier versions),
+ * `queue\np<priority>` (ready jobs), `queue\nrewind` (ready jobs behind any claim bound), or
+ * `queue\n<ms>` for delayed jobs: due that many ms after the commit (relative, so clocks do not matter).
+ */
+function parseNotification(payload: string): { queue: string; dueInMs: number; landing?: Landing } {
+  const newline = payload.indexOf("\n");
+  if (newline < 0) return { queue: payload, dueInMs: 0 };
+  const queue = payload.slice(0, newline);
+  const rest = payload.slice(newline + 1);
+  if (rest === "rewind") return { queue, dueInMs: 0, landing: { kind: "rewind" } };
+  if (rest.startsWith("p")) return { queue, dueInMs: 0, landing: { kind: "priority", priority: Number(rest.slice(1)) } };
+  return { queue, dueInMs: Number(rest) || 0 };
 }

@@ -15,6 +15,7 @@ import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { Backoff, sleep } from "../backoff.js";
 import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
+import { isTooManyConnections } from "../db/outage.js";
 import type { Tables } from "../db/tables.js";
 import { registerWorkers, takeWorkerLock, touchWorkers, unregisterWorker, type WorkerRegistration } from "../sql/workers.js";
 
@@ -39,6 +40,8 @@ export class Marker extends EventEmitter<MarkerEvents> {
   private waiters: (() => void)[] = [];
   private connecting: Promise<void> | undefined;
   private readonly touchTimer: NodeJS.Timeout;
+  /** While the server refuses the marker's connection for want of slots: its error (a starting worker stops on it). */
+  refusal: unknown;
 
   constructor(
     private readonly connection: ConnectionSource,
@@ -46,6 +49,8 @@ export class Marker extends EventEmitter<MarkerEvents> {
     private readonly log: Logger,
   ) {
     super();
+    // One "restored" listener per worker of the client, however many.
+    this.setMaxListeners(0);
     this.touchTimer = setInterval(() => void this.touch(), TOUCH_EVERY_MS).unref();
     this.connect();
   }
@@ -104,8 +109,10 @@ export class Marker extends EventEmitter<MarkerEvents> {
         if (this.closed) break;
         try {
           await this.take();
+          this.refusal = undefined;
           return;
         } catch (error) {
+          this.refusal = isTooManyConnections(error) ? error : undefined;
           this.log.debug({ err: error }, "could not take the worker marker yet");
           this.retire();
         }

@@ -5,16 +5,19 @@
 //   executor.ts     runs one job in either mode
 //   completer.ts    batches completions and failures; hands jobs back on stop
 //   heartbeat.ts    renews the leases the worker holds
-//   listener.ts     LISTEN, so a commit wakes the fetch loop within milliseconds
+//   listener.ts     (one per client) LISTEN, so a commit wakes the fetch loop within milliseconds
 //   marker.ts       (one per client) the session that tells other processes this one is alive
 //
-// Rescue and cron are not here: they run once per client (src/maintenance/).
+// Rescue and cron are not here: they run once per client (src/maintenance/). The pool, the
+// listener and the marker are the client's, shared by its workers (shared-connections.ts).
 import { EventEmitter } from "node:events";
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import type { ConnectionSource } from "../db/connections.js";
+import type { Sql } from "postgres";
+import { openConnection, type ConnectionSource } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
+import { isTooManyConnections } from "../db/outage.js";
 import type { Tables } from "../db/tables.js";
 import { assertOptionsObject } from "../entry-checks.js";
 import { JobCancelledError, WorkerStoppedError } from "../errors.js";
@@ -22,7 +25,7 @@ import type { ClaimedJob } from "../sql/claim.js";
 import { observeWorker } from "../telemetry/worker-metrics.js";
 import type { ProcessingMode, StopOptions, Worker } from "../types.js";
 import { assertInteger } from "../validate.js";
-import { ClaimBounds, type Landing } from "./claim-bounds.js";
+import { ClaimBounds } from "./claim-bounds.js";
 import { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
 import { Executor } from "./executor.js";
@@ -36,10 +39,15 @@ import { Slots, type Running } from "./slots.js";
 import { WakeUp } from "./wake-up.js";
 
 export interface WorkerDeps {
-  /** The worker's own pool (it closes it): claims, renewals, completions, failures, lease-mode ctx.sql. */
+  /** Where claims go, shared with the client's other workers (the client closes it). */
+  claims: OwnPool;
+  /** pgq's pool for the rest, shared likewise: renewals, completions, failures, progress. */
   pool: OwnPool;
-  /** Where transaction-mode slots open their own connections. */
+  /** The one clear error for a connection the server refused for want of slots (shared-connections.ts). */
+  refused: (error: unknown) => Error;
+  /** Where transaction-mode slots and lease-mode handlers open their own connections. */
   connection: ConnectionSource;
+  /** The client's listener, started by the first worker that listens; the client closes it. */
   listener: Listener | undefined;
   /** The client's session marker, under which the worker registers; none behind a transaction-mode pooler. */
   marker: Marker | undefined;
@@ -59,6 +67,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   private readonly wakeUp: WakeUp;
   private readonly completer: Completer;
   private readonly connections: SlotConnections | undefined;
+  private readonly handlerSql: Sql | undefined;
   private readonly executor: Executor;
   private readonly fetchLoop: FetchLoop;
   private readonly bounds: ClaimBounds;
@@ -68,6 +77,10 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   private stopped: Promise<void> | undefined;
   private loopDone: Promise<void> | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** The last claim failed because the server refused a connection, and the worker said so. */
+  private refusalLogged = false;
+  private firstClaimError: unknown;
 
   constructor(
     private readonly settings: WorkerSettings,
@@ -82,9 +95,16 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.wakeUp = new WakeUp(settings.pollIntervalMs);
     const untilMarked = markerWait(deps.marker);
     this.completer = new Completer(pool, tables, untilMarked);
-    this.connections = settings.mode === "transaction" ? new SlotConnections(deps.connection, log, deps.pooled ?? false) : undefined;
+    this.connections = settings.mode === "transaction" ? new SlotConnections(deps.connection, log, deps.pooled ?? false, settings.concurrency) : undefined;
+    // Lease-mode handlers query through a pool of their own as ctx.sql, not pgq's: room for every
+    // job (one may hold a connection in ctx.sql.begin() and query ctx.sql meanwhile), opened only
+    // as handlers query, and closed again once they stop, so that idle workers hold none.
+    this.handlerSql = settings.mode === "lease"
+      ? openConnection(deps.connection, log, { max: settings.concurrency + 1, idle_timeout: HANDLER_IDLE_S })
+      : undefined;
     this.executor = new Executor({
       settings, handlers, pool, tables, log,
+      handlerSql: this.handlerSql,
       completer: this.completer,
       connections: this.connections,
       untilMarked,
@@ -95,15 +115,17 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     });
     this.bounds = new ClaimBounds(settings.queues);
     this.fetchLoop = new FetchLoop({
-      settings, pool, tables, log,
+      settings, pool: deps.claims, asidePool: pool, tables, log,
       slots: this.slots,
       wake: this.wakeUp,
       bounds: this.bounds,
       claimed: (jobs) => this.claimed(jobs),
-      claimFailed: (error) => this.emit("claim-failed", error),
+      claimFailed: (error) => this.claimFailed(error),
     });
     observeWorker(this);
     this.ready = this.start();
+    // A worker that could not start stops at once, and gives its connections back.
+    this.ready.catch(() => void this.stop());
   }
 
   /** Claim now: jobs may have become ready that no notification announced (a rescue, say), and from the head. */
@@ -112,40 +134,60 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     this.wakeUp.now();
   }
 
+  /**
+   * Rejects with TooManyConnectionsError if the server refused the worker's connections for want
+   * of slots (pgq work exits on it): that does not pass by waiting. Any other failure to
+   * connect is an outage, waited out in the background.
+   */
   private async start(): Promise<void> {
     const { listener, pool, marker } = this.deps;
+    this.assertAdmitted(await this.connections?.openError());
     if (marker) {
       // Before the first claim, so that the worker's jobs are rescued at once should it die.
       const { name, queues, mode, concurrency } = this.settings;
       await marker.add({ name, host: hostname(), pid: process.pid, queues, mode, concurrency }, MARKER_WAIT_MS);
+      this.assertAdmitted(marker.refusal);
       // Rescuers may have suspected this worker while its marker was away: renew at once.
       marker.on("restored", this.renewNow);
     }
     if (listener) {
-      const queues = new Set(this.settings.queues);
-      listener.on("notify", (payload) => {
-        const { queue, dueInMs, landing } = parseNotification(payload);
-        if (!queues.has(queue)) return;
-        if (landing) this.bounds.heard(queue, landing);
-        if (dueInMs > 0) this.wakeUp.in(dueInMs);
-        else this.wakeUp.now();
+      this.unsubscribe = listener.subscribe(this.settings.queues, {
+        ready: (queue, dueInMs, landing) => {
+          if (landing) this.bounds.heard(queue, landing);
+          if (dueInMs > 0) this.wakeUp.in(dueInMs);
+          else this.wakeUp.now();
+        },
+        restored: () => {
+          this.bounds.rewindAll();
+          this.wakeUp.now();
+        },
+        // Without a listener, a cancelled job is aborted at the next renewal, which finds its row gone.
+        cancel: (ids) => ids.forEach((id) => this.slots.cancel(id, new JobCancelledError(id))),
       });
-      listener.on("restored", () => {
-        this.bounds.rewindAll();
-        this.wakeUp.now();
-      });
-      // Without a listener, a cancelled job is aborted at the next renewal, which finds its row gone.
-      listener.on("cancel", (payload) => {
-        for (const id of payload.split(",")) this.slots.cancel(id, new JobCancelledError(id));
-      });
-      await listener.start({ notifyVia: pool, pollIntervalMs: this.settings.pollIntervalMs });
+      await listener.start({ notifyVia: pool, pollIntervalMs: this.settings.pollIntervalMs }).catch((error: unknown) => this.assertAdmitted(error));
     }
     this.heartbeat = setInterval(this.renewNow, heartbeatMs(this.settings.leaseMs));
     let attempted!: () => void;
     const firstClaim = new Promise<void>((resolve) => (attempted = resolve));
     this.loopDone = this.fetchLoop.run(attempted);
     await firstClaim;
+    this.assertAdmitted(this.firstClaimError);
     this.log.debug({ queues: this.settings.queues, mode: this.settings.mode }, "worker started");
+  }
+
+  /** Throws the one clear line if `error` is the server refusing a connection for want of slots. */
+  private assertAdmitted(error: unknown): void {
+    if (isTooManyConnections(error)) throw this.deps.refused(error);
+  }
+
+  private claimFailed(error: unknown): void {
+    this.firstClaimError ??= error;
+    this.emit("claim-failed", error);
+    // A running worker keeps retrying, as through any outage, and says once what to change.
+    if (isTooManyConnections(error) && !this.refusalLogged) {
+      this.refusalLogged = true;
+      this.log.error({ err: error }, this.deps.refused(error).message);
+    }
   }
 
   /** The renewal under way, which stop() waits for before it ends the pool the renewal writes on. */
@@ -175,7 +217,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     }
     this.stopped ??= (async () => {
       this.stopping = true;
-      await this.ready;
+      await this.ready.catch(() => undefined);
       this.fetchLoop.stop();
       await this.loopDone;
       await this.completer.release(this.slots.takeWaiting(), this.log);
@@ -187,8 +229,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       await this.completer.idle();
       await this.deps.marker?.remove(this.name);
       await this.connections?.closeAll();
-      await this.deps.listener?.close();
-      await this.deps.pool.end();
+      await this.handlerSql?.end({ timeout: 5 });
+      this.unsubscribe?.();
       this.log.debug("worker stopped");
       this.emit("stopped");
     })();
@@ -210,6 +252,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   }
 
   private claimed(jobs: ClaimedJob[]): void {
+    this.refusalLogged = false;
+    this.firstClaimError ??= null;
     this.emit("claim-done", jobs.length);
     this.startWaiting();
     if (jobs.length > 0) this.emit("claimed", jobs.length);
@@ -234,26 +278,13 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
   }
 }
 
+/** Lease mode: a handlers' connection unused this long closes. */
+const HANDLER_IDLE_S = 30;
+
 /** How long renewals, completions and start-up wait for a lost marker to be taken again. */
 const MARKER_WAIT_MS = 2_000;
 
 /** Waits until the marker is held (or MARKER_WAIT_MS passed): a rescuer may be about to take jobs whose worker has none. */
 function markerWait(marker: Marker | undefined): () => Promise<void> {
   return marker ? async () => void (await marker.ready(MARKER_WAIT_MS)) : () => Promise.resolve();
-}
-
-/** A notification's payload is the queue's name, then, for a job that is not due yet, a
- *  newline and how many ms from the commit it comes due (relative, so clocks do not matter). */
-/**
- * A notification on the jobs channel (migration 000012): `queue` (from earlier versions),
- * `queue\np<priority>` (ready jobs), `queue\nrewind` (ready jobs behind any bound), `queue\n<ms>` (delayed).
- */
-function parseNotification(payload: string): { queue: string; dueInMs: number; landing?: Landing } {
-  const newline = payload.indexOf("\n");
-  if (newline < 0) return { queue: payload, dueInMs: 0 };
-  const queue = payload.slice(0, newline);
-  const rest = payload.slice(newline + 1);
-  if (rest === "rewind") return { queue, dueInMs: 0, landing: { kind: "rewind" } };
-  if (rest.startsWith("p")) return { queue, dueInMs: 0, landing: { kind: "priority", priority: Number(rest.slice(1)) } };
-  return { queue, dueInMs: Number(rest) || 0 };
 }
