@@ -20,7 +20,7 @@ import { scaleStudy } from "./studies/scale.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { steady } from "./scenarios/steady.js";
 import { startBenchServer, type BenchServer } from "./server.js";
-import { ceilingSystem } from "./systems/ceiling.js";
+import { CEILING_OF, ceilingLeaseSystem, ceilingTransactionSystem } from "./systems/ceiling.js";
 import { graphileWorkerSystem } from "./systems/graphile-worker.js";
 import { pgBossSystem } from "./systems/pg-boss.js";
 import { pgqSystem } from "./systems/pgq.js";
@@ -42,7 +42,7 @@ const { values: flags } = parseArgs({
 
 const pgqs = [pgqSystem("transaction"), pgqSystem("lease")];
 const peers = [graphileWorkerSystem, pgBossSystem];
-const allSystems: System[] = [...pgqs, ...peers, ceilingSystem];
+const allSystems: System[] = [...pgqs, ...peers, ceilingTransactionSystem, ceilingLeaseSystem];
 const allScenarios: Scenario[] = [enqueueOne, enqueueBatch, drainStandard, drainTuned, latency, steady];
 
 const reps = Number(flags.reps ?? 2);
@@ -127,5 +127,5 @@ async function compare(server: BenchServer): Promise<void> {
 function printTable(results: Results): void {
   const names = systems.map((s) => s.name);
   const present = (list: System[]) => list.map((s) => s.name).filter((n) => names.includes(n));
-  console.log(results.table(names, present(pgqs), present(peers)));
+  console.log(results.table(names, present(pgqs), present(peers), CEILING_OF));
 }
