@@ -77,7 +77,7 @@ function connect(url: string, mode: "lease" | "transaction"): Connected {
     async enqueueBatch(payloads) {
       // One statement, 2 parameters per row; postgres.js serialises each payload as the
       // column's type (jsonb) once the server has described the statement.
-      const rows = payloads.map((p) => ({ queue: QUEUE, payload: p }));
+      const rows = payloads.map((p) => ({ queue: QUEUE, payload: { ...p } }));
       await sql`insert into ceiling_jobs ${sql(rows, "queue", "payload")}`;
     },
     startWorker: (profile, onJob) => (mode === "lease" ? leaseLoop(url, LEASE_BATCH[profile], onJob) : transactionSlots(url, TRANSACTION_SLOTS[profile], onJob)),
