@@ -110,7 +110,7 @@ try {
   console.log(`# ${new Date().toISOString()}  ${server.description}`);
   if (!studiesOnly) await compare(server);
   if (flags.scenario === "held-snapshot" || flags.scenario === "steady") {
-    const chosen = flags.systems ? systems : allSystems.filter((s) => WINDOWED_SYSTEMS.includes(s.name));
+    const chosen = flags.systems ? systems : WINDOWED_SYSTEMS.map((name) => allSystems.find((s) => s.name === name)!);
     await windowsStudy(server, chosen, { holdSnapshot: long.hold, minutes: long.minutes, rate: long.rate });
   }
   if (flags.scenario === "process-scaling") {

@@ -195,13 +195,23 @@ function startWorker(url: string, options: ProcessScalingOptions): WorkerProcess
       buffered = lines.pop()!;
       for (const line of lines) {
         if (line.includes('"msg":"worker started"')) resolve(true);
-        else if (!/"level":(10|20|30)\b/.test(line) && line.trim()) complaints.push(line.slice(0, 300));
+        else if (!/"level":(10|20|30)\b/.test(line) && line.trim()) complaints.push(shortened(line));
       }
     });
     child.on("exit", () => resolve(false));
   });
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
   return { child, ready, exited, complaints };
+}
+
+/** A JSON log record as its message and error message; any other line as it is. */
+function shortened(line: string): string {
+  try {
+    const record = JSON.parse(line) as { msg?: string; err?: { message?: string } };
+    return [record.msg, record.err?.message].filter(Boolean).join(": ");
+  } catch {
+    return line.slice(0, 300);
+  }
 }
 
 function reportComplaints(workers: WorkerProcess[]): void {
