@@ -1,4 +1,5 @@
-// The results table: the median of each metric over the repetitions, and pgq's ratio to each peer.
+// The results table: the median of each metric over the repetitions, and pgq's ratio to its own
+// ceiling (the hand-written queue of the same shape) and to each peer.
 import type { Metric } from "./scenarios/scenario.js";
 import { median } from "./stats.js";
 
@@ -20,9 +21,9 @@ export class Results {
     return Object.fromEntries([...this.values].map(([label, bySystem]) => [label, Object.fromEntries(bySystem)]));
   }
 
-  /** A markdown table: medians per system, then pgq / peer for each pgq mode and peer. */
-  table(systems: string[], pgqs: string[], peers: string[]): string {
-    const ratios = pgqs.flatMap((p) => peers.map((peer) => ({ p, peer })));
+  /** A markdown table: medians per system, then pgq / its ceiling and pgq / peer for each pgq mode. */
+  table(systems: string[], pgqs: string[], peers: string[], ceilingOf: Record<string, string>): string {
+    const ratios = pgqs.flatMap((p) => [...(systems.includes(ceilingOf[p]!) ? [ceilingOf[p]!] : []), ...peers].map((peer) => ({ p, peer })));
     const header = ["scenario", "unit", ...systems, ...ratios.map(({ p, peer }) => `${p} / ${peer}`)];
     const rows = this.metrics.map((metric) => {
       const bySystem = this.values.get(metric.label)!;

@@ -8,6 +8,14 @@
 // --scale, --memory, --churn and --telemetry run pgq-only studies (claim cost at 10k and 5M rows;
 // RSS over a 1M-job drain; dead tuples under steady churn; lease-mode drains with telemetry on and
 // off, --reps pairs, default 6) that take minutes each, so they run only when asked for.
+//
+//   npm run bench -- --scenario held-snapshot [--hold-minutes 10] [--rate 1000] [--systems ...]
+//   npm run bench -- --scenario steady [--minutes 10] [--rate 1000] [--systems ...]
+//   npm run bench -- --scenario process-scaling [--jobs 50000] [--concurrency 16] [--mode lease]
+//
+// The long-running scenarios of issue 17, instead of the comparison: latency per 10 s window
+// under a fixed-rate producer, with or without a snapshot held (bench/studies/windows.ts), and
+// `pgq work` processes draining one queue (bench/studies/process-scaling.ts).
 import { writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { Results } from "./report.js";
@@ -20,8 +28,10 @@ import { scaleStudy } from "./studies/scale.js";
 import { telemetryStudy } from "./studies/telemetry.js";
 import type { Scenario } from "./scenarios/scenario.js";
 import { steady } from "./scenarios/steady.js";
+import { builtFromSource, processScalingStudy } from "./studies/process-scaling.js";
+import { windowsStudy } from "./studies/windows.js";
 import { startBenchServer, type BenchServer } from "./server.js";
-import { ceilingSystem } from "./systems/ceiling.js";
+import { CEILING_OF, ceilingLeaseSystem, ceilingTransactionSystem } from "./systems/ceiling.js";
 import { graphileWorkerSystem } from "./systems/graphile-worker.js";
 import { pgBossSystem } from "./systems/pg-boss.js";
 import { pgqSystem } from "./systems/pgq.js";
@@ -39,12 +49,22 @@ const { values: flags } = parseArgs({
     memory: { type: "boolean", default: false },
     churn: { type: "boolean", default: false },
     telemetry: { type: "boolean", default: false },
+    scenario: { type: "string" },
+    "hold-minutes": { type: "string", default: "10" },
+    minutes: { type: "string", default: "10" },
+    rate: { type: "string", default: "1000" },
+    jobs: { type: "string" },
+    concurrency: { type: "string", default: "16" },
+    mode: { type: "string", default: "lease" },
   },
 });
+const LONG_SCENARIOS = ["held-snapshot", "steady", "process-scaling"];
+/** The systems of the windowed scenarios unless --systems names others. */
+const WINDOWED_SYSTEMS = ["pgq lease", "pgq transaction", "graphile-worker", "pg-boss"];
 
 const pgqs = [pgqSystem("transaction"), pgqSystem("lease")];
 const peers = [graphileWorkerSystem, pgBossSystem];
-const allSystems: System[] = [...pgqs, ...peers, ceilingSystem];
+const allSystems: System[] = [...pgqs, ...peers, ceilingTransactionSystem, ceilingLeaseSystem];
 const allScenarios: Scenario[] = [enqueueOne, enqueueBatch, drainStandard, drainTuned, latency, steady];
 
 const reps = Number(flags.reps ?? 2);
@@ -52,7 +72,22 @@ if (!Number.isInteger(reps) || reps < 1) usage("--reps needs a positive integer"
 const only = flags.only?.split(",");
 const scenarios = only ? allScenarios.filter((s) => only.includes(s.id)) : allScenarios;
 const systems = flags.systems ? allSystems.filter((s) => flags.systems!.split(",").includes(s.name)) : allSystems;
-const studiesOnly = (flags.scale || flags.memory || flags.churn || flags.telemetry) && !only;
+const studiesOnly = ((flags.scale || flags.memory || flags.churn || flags.telemetry) && !only) || flags.scenario !== undefined;
+if (flags.scenario !== undefined && !LONG_SCENARIOS.includes(flags.scenario)) usage(`--scenario is one of ${LONG_SCENARIOS.join(", ")}`);
+const positive = (flag: "hold-minutes" | "minutes" | "rate" | "jobs" | "concurrency") => {
+  const value = Number(flags[flag]);
+  if (!(value > 0)) usage(`--${flag} needs a positive number`);
+  return value;
+};
+if (flags.mode !== "lease" && flags.mode !== "transaction") usage("--mode is lease or transaction");
+// Checked here, before a server starts: usage() exits at once.
+const long = {
+  hold: flags.scenario === "held-snapshot",
+  minutes: positive(flags.scenario === "held-snapshot" ? "hold-minutes" : "minutes"),
+  rate: positive("rate"),
+  jobs: flags.jobs === undefined ? (flags.quick ? 10_000 : 50_000) : positive("jobs"),
+  concurrency: positive("concurrency"),
+};
 if (!studiesOnly && (scenarios.length === 0 || systems.length === 0)) {
   usage(`nothing to run: scenarios are ${allScenarios.map((s) => s.id).join(", ")}; systems are ${allSystems.map((s) => `"${s.name}"`).join(", ")}`);
 }
@@ -60,6 +95,10 @@ if (!studiesOnly && (scenarios.length === 0 || systems.length === 0)) {
 function usage(message: string): never {
   console.error(`bench: ${message}`);
   process.exit(2);
+}
+
+if (flags.scenario === "process-scaling" && !(await builtFromSource())) {
+  usage("process-scaling runs bin/pgq.js, whose dist/ is missing or older than src/: run `npm run build` first");
 }
 
 const server = await startBenchServer();
@@ -72,6 +111,18 @@ process.on("uncaughtException", (error) => {
 try {
   console.log(`# ${new Date().toISOString()}  ${server.description}`);
   if (!studiesOnly) await compare(server);
+  if (flags.scenario === "held-snapshot" || flags.scenario === "steady") {
+    const chosen = flags.systems ? systems : WINDOWED_SYSTEMS.map((name) => allSystems.find((s) => s.name === name)!);
+    await windowsStudy(server, chosen, { holdSnapshot: long.hold, minutes: long.minutes, rate: long.rate });
+  }
+  if (flags.scenario === "process-scaling") {
+    await processScalingStudy(server, {
+      jobs: long.jobs,
+      concurrency: long.concurrency,
+      mode: flags.mode as "lease" | "transaction",
+      quick: flags.quick,
+    });
+  }
   if (flags.scale) await scaleStudy(server, flags.quick);
   if (flags.memory) await memoryStudy(server, flags.quick);
   if (flags.churn) await churnStudy(server, flags.quick);
@@ -130,5 +181,5 @@ async function compare(server: BenchServer): Promise<void> {
 function printTable(results: Results): void {
   const names = systems.map((s) => s.name);
   const present = (list: System[]) => list.map((s) => s.name).filter((n) => names.includes(n));
-  console.log(results.table(names, present(pgqs), present(peers)));
+  console.log(results.table(names, present(pgqs), present(peers), CEILING_OF));
 }

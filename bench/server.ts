@@ -16,7 +16,8 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(): Promise<BenchServer> {
+/** `settings` override the server's (max_connections, say); they do not apply to DATABASE_URL. */
+export async function startBenchServer(settings: Record<string, string | number> = {}): Promise<BenchServer> {
   let local: LocalPostgres | undefined;
   let dataDir: string | undefined;
   let url = process.env.DATABASE_URL;
@@ -29,6 +30,7 @@ export async function startBenchServer(): Promise<BenchServer> {
         // Room for the peers' pools, our own and pgq's transaction slots at once.
         max_connections: 300,
         shared_buffers: "256MB",
+        ...settings,
       },
     });
     url = local.url;

@@ -7,6 +7,9 @@ export async function resetStatements(url: string): Promise<void> {
 
 export interface StatementCount {
   calls: number;
+  /** Milliseconds spent executing it, all calls together (pg_stat_statements' total_exec_time). */
+  totalMs: number;
+  rows: number;
   query: string;
 }
 
@@ -14,7 +17,8 @@ export interface StatementCount {
 export async function readStatements(url: string): Promise<StatementCount[]> {
   return withDatabase(url, (sql) =>
     sql<StatementCount[]>`
-      select calls::int as calls, regexp_replace(query, '\\s+', ' ', 'g') as query
+      select calls::int as calls, total_exec_time::float8 as "totalMs", rows::int as rows,
+             regexp_replace(query, '\\s+', ' ', 'g') as query
       from pg_stat_statements
       where dbid = (select oid from pg_database where datname = current_database())
         and query not like '%pg_stat_statements%'

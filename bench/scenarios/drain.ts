@@ -39,7 +39,11 @@ async function drain({ conn, url, quick, statementStats, showStatements }: Scena
     const statements = await readStatements(url);
     result.statementsPerJob = statements.reduce((sum, s) => sum + s.calls, 0) / done.count;
     if (showStatements) {
-      for (const s of statements.slice(0, 8)) console.log(`    ${(s.calls / done.count).toFixed(3)}/job  ${s.query.slice(0, 160)}`);
+      const totalMs = statements.reduce((sum, s) => sum + s.totalMs, 0);
+      console.log(`    executing in PostgreSQL: ${((totalMs * 1000) / done.count).toFixed(1)} µs per job (${((totalMs / 1000 / seconds) * 100).toFixed(0)}% of the drain's wall time)`);
+      for (const s of [...statements].sort((a, b) => b.totalMs - a.totalMs).slice(0, 8)) {
+        console.log(`    ${(s.calls / done.count).toFixed(4)} calls/job  ${((s.totalMs * 1000) / done.count).toFixed(1)} µs/job  ${(s.rows / Math.max(1, s.calls)).toFixed(0)} rows/call  ${s.query.slice(0, 140)}`);
+      }
     }
   }
   return result;

@@ -28,6 +28,7 @@ function pool(url: string, max: number): pg.Pool {
 
 export const graphileWorkerSystem: System = {
   name: "graphile-worker",
+  jobTables: { schema: "graphile_worker", relname: /^_private_jobs$/ },
   settings: {
     standard: `run({ concurrency: ${STANDARD_CONCURRENCY}, maxPoolSize: ${STANDARD_CONCURRENCY + 2} }), defaults otherwise (pollInterval 2000, preparedStatements on, LISTEN/NOTIFY); enqueue: addJob() / addJobs()`,
     tuned: "concurrency 24, maxPoolSize 25, localQueue { size: 500 }, completeJobBatchDelay 0, failJobBatchDelay 0 (the docs' performance configuration)",

@@ -22,6 +22,8 @@ function boss(url: string): PgBoss {
 
 export const pgBossSystem: System = {
   name: "pg-boss",
+  // pgboss.job is partitioned: job_common and a table per partitioned queue (j<hash>).
+  jobTables: { schema: "pgboss", relname: /^j/ },
   settings: {
     standard: `new PgBoss({ useListenNotify: true }), createQueue(name, { notify: true }), work(name, ${JSON.stringify(profiles.standard)}); enqueue: send() / insert()`,
     tuned: `work(name, ${JSON.stringify(profiles.tuned)}) (the handler gets a batch and runs each job)`,

@@ -16,6 +16,7 @@ export function pgqSystem(mode: "transaction" | "lease"): System {
   };
   return {
     name: `pgq ${mode}`,
+    jobTables: { schema: "pgq", relname: /^jobs$/ },
     settings: {
       standard: `q.work(queue, handler, { mode: "${mode}", concurrency: ${STANDARD_CONCURRENCY} }); enqueue: q.enqueue() / q.enqueueMany()`,
       tuned: `{ mode: "${mode}", concurrency: ${TUNED_CONCURRENCY[mode]} } (pgq has no other throughput options)`,

@@ -30,6 +30,8 @@ export interface Connected {
 export interface System {
   /** The column name in the results table. */
   name: string;
+  /** Where its jobs live: the tables whose dead tuples the long-running scenarios report. */
+  jobTables: { schema: string; relname: RegExp };
   /** The settings of each profile, for RESULTS.md. */
   settings: Record<Profile, string>;
   /** Installs the system's schema (and queue) into an empty database used as a template. */
