@@ -217,7 +217,8 @@ async function prisma() {
 /** The queues whose wake-up NOTIFY arrived, on a LISTEN connection of its own. */
 const woken = new Set<string>();
 const listener = postgres(url, { max: 1, onnotice: () => {} });
-await listener.listen("pgq_jobs", (queue) => woken.add(queue));
+// A ready job's notification is its queue, then a line saying where it lands (migration 000012).
+await listener.listen("pgq_jobs", (payload) => woken.add(payload.split("\n")[0]!));
 after(() => listener.end());
 
 async function rowsOf(orderId: number) {
