@@ -102,8 +102,8 @@ export async function setQueue(sql: Sql, t: Tables, queue: string, set: Map<stri
     on conflict (queue) do update
     set ${sql(row as never, ...columns)}, updated_at = now()
     returning *`;
-  // A resumed queue's waiting jobs must not wait for a poll: wake its workers as an enqueue does.
-  if (set.get("paused") === false) await sql`select pg_notify(${readyChannel(t.schema)}, ${queue})`;
+  // A resumed queue's waiting jobs must not wait for a poll: wake its workers as an enqueue does, from the head (claim-bounds.ts).
+  if (set.get("paused") === false) await sql`select pg_notify(${readyChannel(t.schema)}, ${queue} || E'\\nrewind')`;
   return config(stored!);
 }
 
