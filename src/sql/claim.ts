@@ -145,7 +145,9 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
         where j.queue = budget.name and ${sql.unsafe(READY)}
           and (j.priority, j.run_at, j.id) >= (budget.bound_priority, budget.bound_run_at, 0)
           and (j.expires_at is null or j.expires_at > now())
-          and j.run_at >= coalesce(now() - budget.ttl_ms::double precision * interval '1 millisecond', '-infinity')
+          -- A filter, not an index key: a second lower bound on run_at would keep PostgreSQL 15
+          -- from starting the scan at the bound's row.
+          and (budget.ttl_ms is null or j.run_at >= now() - budget.ttl_ms::double precision * interval '1 millisecond')
           -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
           and (budget.key_rate_per_ms is null or j.group_key is null
                or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
