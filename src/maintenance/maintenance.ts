@@ -1,5 +1,5 @@
-// Maintenance: the work that keeps the queue healthy whoever's jobs are running, done once per
-// client (however many workers it has), not once per worker:
+// Maintenance: the work that keeps the queue healthy whoever's jobs are running, done by one
+// client per schema (however many workers and processes there are), not once per worker:
 //
 //   rescue   jobs whose worker's session ended (it died), every second, and jobs whose lease
 //            lapsed (their worker died, hung, or sits behind a pooler), are failed and made claimable
@@ -10,7 +10,13 @@
 //            dropped whole: that is retention (sql/history.ts)
 //
 // Every task is safe to run in many processes at once: the statements are fenced in the
-// database, so running them in each process only adds promptness, never duplicates.
+// database. So one client per schema runs them, the leader: the one whose marker's session
+// holds the lead's advisory lock (src/sql/workers.ts). The others try to take the lead about
+// once a second, one cheap statement, and run nothing else: 20 idle processes cost the database
+// one process's maintenance, not 20 (issue 17). When the leader dies, or its marker session
+// ends, PostgreSQL drops the lock and another client leads within about a second. Its rescues
+// are announced to every process's workers (src/sql/rescue.ts). Behind a transaction-mode
+// pooler, where there is no marker and session locks do not hold, every client runs them.
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
@@ -26,6 +32,8 @@ import { Scheduler } from "./scheduler.js";
 
 /** How often the tasks are looked at; each goes to the database only when it is due. */
 const TICK_MS = 100;
+/** A client that does not lead tries to take the lead this often: how long maintenance may be leaderless. */
+const LEAD_EVERY_MS = 1_000;
 /** Rescue at least this often, whatever the workers' poll: other workers' lapsed jobs wait on it. */
 const RESCUE_MAX_INTERVAL_MS = 5_000;
 const RESCUE_MIN_INTERVAL_MS = 1_000;
@@ -59,6 +67,7 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private nextForgetAt = 0;
   private nextExpireAt = 0;
   private nextHistoryAt = 0;
+  private nextLeadAt = 0;
   /** Workers seen without their marker, by name: the key they had, and when they were first seen so. */
   private suspects = new Map<string, { key: number; since: number }>();
 
@@ -90,6 +99,7 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   }
 
   private async tick(): Promise<void> {
+    if (this.marker && !(await this.leads(this.marker))) return;
     if (this.marker && performance.now() >= this.nextLostCheckAt) await this.rescueLostWorkers(this.marker);
     if (performance.now() >= this.nextRescueAt) {
       this.nextRescueAt = performance.now() + this.rescueEveryMs;
@@ -113,6 +123,24 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
         this.log.debug({ err: error }, "forgetting dead workers failed"),
       );
     }
+  }
+
+  /** Whether this client leads; if not, tries to take the lead once every LEAD_EVERY_MS. */
+  private async leads(marker: Marker): Promise<boolean> {
+    if (marker.leading) return true;
+    if (performance.now() < this.nextLeadAt) return false;
+    this.nextLeadAt = performance.now() + LEAD_EVERY_MS;
+    const taken = await marker.lead().catch((error: unknown) => {
+      this.log.debug({ err: error }, "taking the lead of maintenance failed");
+      return false;
+    });
+    if (!taken) return false;
+    // A new leader, or this one after its marker was lost: every task is due now, and what was
+    // suspected before is looked at afresh.
+    this.log.info("this process leads maintenance (rescue, cron, expiry, history) for the schema");
+    this.nextRescueAt = this.nextLostCheckAt = this.nextForgetAt = this.nextExpireAt = this.nextHistoryAt = 0;
+    this.suspects.clear();
+    return true;
   }
 
   /** Runs one task, bounded; a failure waits for the task's next turn. */

@@ -1,6 +1,7 @@
 // The rescue of jobs whose worker died: its session ended (its marker, src/sql/workers.ts, is
 // gone), or its lease lapsed without a completion or a failure.
 import type { Sql } from "postgres";
+import { readyChannel } from "../db/schema.js";
 import type { Tables } from "../db/tables.js";
 import { errorRecord } from "../error-record.js";
 import { WorkerLostError } from "../errors.js";
@@ -18,13 +19,13 @@ const BATCH = 500;
  * The lapsed leases are read along jobs_leased, oldest first.
  */
 export async function rescueLapsedLeases(sql: Sql, t: Tables): Promise<FailureOutcome[]> {
-  const lapsed = await sql<{ id: string; lease_token: string; locked_by: string | null; locked_until: Date }[]>`
-    select id, lease_token, locked_by, locked_until
+  const lapsed = await sql<{ id: string; queue: string; lease_token: string; locked_by: string | null; locked_until: Date }[]>`
+    select id, queue, lease_token, locked_by, locked_until
     from ${t.jobs}
     where locked_until < now()
     order by locked_until
     limit ${BATCH}`;
-  return failJobs(
+  const outcomes = await failJobs(
     sql,
     t,
     lapsed.map((job) => ({
@@ -35,6 +36,8 @@ export async function rescueLapsedLeases(sql: Sql, t: Tables): Promise<FailureOu
     })),
     "lapsed",
   );
+  await announceRescued(sql, t, lapsed, outcomes);
+  return outcomes;
 }
 
 export interface LostWorker {
@@ -66,12 +69,12 @@ export async function findLostWorkers(sql: Sql, t: Tables): Promise<LostWorker[]
  * marker is absent, so a worker that took it back meanwhile keeps its jobs.
  */
 export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]): Promise<FailureOutcome[]> {
-  const held = await sql<{ id: string; lease_token: string; locked_by: string }[]>`
-    select id, lease_token, locked_by
+  const held = await sql<{ id: string; queue: string; lease_token: string; locked_by: string }[]>`
+    select id, queue, lease_token, locked_by
     from ${t.jobs}
     where locked_until is not null and locked_by = any(${workers}::text[])
     limit ${BATCH}`;
-  return failJobs(
+  const outcomes = await failJobs(
     sql,
     t,
     held.map((job) => ({
@@ -82,4 +85,19 @@ export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]):
     })),
     "lapsed-or-worker-lost",
   );
+  await announceRescued(sql, t, held, outcomes);
+  return outcomes;
+}
+
+/**
+ * Tells every process's workers that rescued jobs are claimable, one `queue\nrewind` per queue:
+ * failJobs() moves no job into a queue (the ready trigger fires on inserts only), and the rescuer
+ * is one process (src/maintenance/maintenance.ts) whose own workers may not take these queues.
+ * `rewind`, because a rescued job keeps its place, behind the claim bounds (src/worker/claim-bounds.ts).
+ */
+async function announceRescued(sql: Sql, t: Tables, jobs: { id: string; queue: string }[], outcomes: FailureOutcome[]): Promise<void> {
+  const retrying = new Set(outcomes.filter((o) => o.outcome === "retrying").map((o) => o.id));
+  const queues = [...new Set(jobs.filter((j) => retrying.has(j.id)).map((j) => j.queue))];
+  if (queues.length === 0) return;
+  await sql`select pg_notify(${readyChannel(t.schema)}, q || E'\\nrewind') from unnest(${queues}::text[]) q`;
 }

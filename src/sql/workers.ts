@@ -2,6 +2,7 @@
 // each client with workers holds a session-level advisory lock, WORKER_LOCK_CLASS and its own
 // random key, on a connection of its own (src/worker/marker.ts). The lock ends with the session,
 // so a killed process's workers are seen dead as soon as PostgreSQL closes their connection.
+// The same session may also hold the lead of maintenance (src/maintenance/maintenance.ts).
 import type { PendingQuery, Row, Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 
@@ -30,6 +31,17 @@ export function heldWorkerLocks(sql: Sql): PendingQuery<Row[]> {
 /** Takes the marker; false if a session holds that key already. Runs on the marker's session. */
 export async function takeWorkerLock(sql: Sql, key: number): Promise<boolean> {
   const [row] = await sql<{ taken: boolean }[]>`select pg_try_advisory_lock(${WORKER_LOCK_CLASS}::int, ${key}::int) as taken`;
+  return row!.taken;
+}
+
+/**
+ * Takes the lead of maintenance for this schema, if no session holds it; false if one does.
+ * Runs on the marker's session: a session-level lock, so the lead goes with the leader's session
+ * (its process died, or its marker connection was lost) and another client takes it.
+ */
+export async function takeMaintenanceLead(sql: Sql, schema: string): Promise<boolean> {
+  const [row] = await sql<{ taken: boolean }[]>`
+    select pg_try_advisory_lock(hashtext('pgq maintenance'), hashtext(${schema})) as taken`;
   return row!.taken;
 }
 

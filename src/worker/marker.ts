@@ -8,6 +8,10 @@
 // reconnects at once, takes a new key and moves its workers to it, and says so ("restored"), so
 // the workers renew their leases at once. Rescuers wait a moment before believing a marker is
 // gone (src/maintenance/maintenance.ts), which is the time this has to come back.
+//
+// The marker's session also holds the lead of maintenance when this client has it (one client
+// per schema runs maintenance): lost with the session, and asked for again, never assumed, once
+// the marker is back.
 import { EventEmitter } from "node:events";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -17,7 +21,7 @@ import { Backoff, sleep } from "../backoff.js";
 import { bounded, openConnection, type ConnectionSource } from "../db/connections.js";
 import { isTooManyConnections } from "../db/outage.js";
 import type { Tables } from "../db/tables.js";
-import { registerWorkers, takeWorkerLock, touchWorkers, unregisterWorker, type WorkerRegistration } from "../sql/workers.js";
+import { registerWorkers, takeMaintenanceLead, takeWorkerLock, touchWorkers, unregisterWorker, type WorkerRegistration } from "../sql/workers.js";
 
 /** Reconnecting: at once, then 50 ms, 100 ms, ... at most 1 s apart. */
 const RECONNECT = { baseMs: 50, maxMs: 1_000 };
@@ -34,6 +38,8 @@ export class Marker extends EventEmitter<MarkerEvents> {
   private sql: Sql | undefined;
   private key = 0;
   private held = false;
+  /** This client leads maintenance: the marker's session holds the lead's lock. */
+  private leads = false;
   private closed = false;
   private lostAt = -Infinity;
   private readonly workers = new Map<string, WorkerRegistration>();
@@ -90,8 +96,28 @@ export class Marker extends EventEmitter<MarkerEvents> {
     return !this.held || performance.now() - this.lostAt < ms;
   }
 
+  /** Whether this client leads maintenance, as far as it knows without asking the database. */
+  get leading(): boolean {
+    return this.leads;
+  }
+
+  /**
+   * Tries to take the lead of maintenance on the marker's session (one statement); true if this
+   * client leads. False while the marker is away: its new session must take the lead again.
+   */
+  async lead(): Promise<boolean> {
+    if (this.leads) return true;
+    if (!this.held || this.closed) return false;
+    const sql = this.sql!;
+    const taken = await bounded(takeMaintenanceLead(sql, this.tables.schema), STATEMENT_MS, "taking the lead of maintenance");
+    // Lost meanwhile: the lock went with the old session, if that session took it.
+    if (sql !== this.sql || !this.held) return false;
+    return (this.leads = taken);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.leads = false;
     clearInterval(this.touchTimer);
     await this.connecting;
     const sql = this.sql;
@@ -156,6 +182,7 @@ export class Marker extends EventEmitter<MarkerEvents> {
     if (this.closed) return;
     if (this.held) this.log.warn(`the worker marker was lost (${why}); taking it again`);
     this.held = false;
+    this.leads = false;
     this.lostAt = performance.now();
     this.retire();
     this.connect();
