@@ -139,21 +139,28 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     claimable as (
       select c.id
       from budget
+      -- The inner LIMIT is the request's own, a value the planner sees, so that it costs the walk
+      -- as the few rows it is (a limit it cannot see, it takes for a tenth of the queue, and the
+      -- estimate of a million-job table then passes jit_above_cost). Rows are locked as the
+      -- outer LIMIT pulls them: no more than the budget grants.
       cross join lateral (
-        select j.id, j.priority, j.run_at
-        from ${t.jobs} j
-        where j.queue = budget.name and ${sql.unsafe(READY)}
-          and (j.priority, j.run_at, j.id) >= (budget.bound_priority, budget.bound_run_at, 0)
-          and (j.expires_at is null or j.expires_at > now())
-          -- A filter, not an index key: a second lower bound on run_at would keep PostgreSQL 15
-          -- from starting the scan at the bound's row.
-          and (budget.ttl_ms is null or j.run_at >= now() - budget.ttl_ms::double precision * interval '1 millisecond')
-          -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
-          and (budget.key_rate_per_ms is null or j.group_key is null
-               or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
-        order by j.priority, j.run_at, j.id
+        select l.* from (
+          select j.id, j.priority, j.run_at
+          from ${t.jobs} j
+          where j.queue = budget.name and ${sql.unsafe(READY)}
+            and (j.priority, j.run_at, j.id) >= (budget.bound_priority, budget.bound_run_at, 0)
+            and (j.expires_at is null or j.expires_at > now())
+            -- A filter, not an index key: a second lower bound on run_at keeps PostgreSQL 15 from
+            -- starting the scan at the bound's row.
+            and (budget.ttl_ms is null or j.run_at >= now() - budget.ttl_ms::double precision * interval '1 millisecond')
+            -- keyRateLimit: a key whose window is full is passed over (and its job stays ready).
+            and (budget.key_rate_per_ms is null or j.group_key is null
+                 or ${t.keyHasRoom}(budget.name, j.group_key, budget.key_rate_count, budget.key_rate_per_ms))
+          order by j.priority, j.run_at, j.id
+          limit ${request.limit}
+          for update skip locked
+        ) l
         limit budget.granted
-        for update skip locked
       ) c
       order by c.priority, c.run_at, c.id
       limit ${request.limit}
