@@ -2,8 +2,8 @@
 // a default expiry. They live in the database, so every worker in every process sees a change
 // at its next claim, and they survive restarts. A queue without a row has the defaults.
 import type { Sql } from "postgres";
-import { readyChannel } from "../db/schema.js";
 import type { Tables } from "../db/tables.js";
+import { announceRequeued } from "../sql/release.js";
 import { ValidationError } from "../errors.js";
 import type { QueueSettings, RateLimit } from "../types.js";
 import { assertInteger, assertQueueName } from "../validate.js";
@@ -103,7 +103,7 @@ export async function setQueue(sql: Sql, t: Tables, queue: string, set: Map<stri
     set ${sql(row as never, ...columns)}, updated_at = now()
     returning *`;
   // A resumed queue's waiting jobs must not wait for a poll: wake its workers as an enqueue does, from the head (claim-bounds.ts).
-  if (set.get("paused") === false) await sql`select pg_notify(${readyChannel(t.schema)}, ${queue} || E'\\nrewind')`;
+  if (set.get("paused") === false) await announceRequeued(sql, t, [queue]);
   return config(stored!);
 }
 

@@ -9,6 +9,16 @@ import type { Tables } from "../db/tables.js";
  * job whose lease was already lost is left to whoever holds it now. Workers are told, so that they
  * claim them at once and from their place in the queue.
  */
+/**
+ * Tells every process's workers that jobs of these queues are claimable again where they were,
+ * behind the claim bounds (src/worker/claim-bounds.ts): one `queue\nrewind` per queue. For
+ * rescued jobs and resumed queues; a release says so in its own statement, below.
+ */
+export async function announceRequeued(sql: Sql, t: Tables, queues: string[]): Promise<void> {
+  if (queues.length === 0) return;
+  await sql`select pg_notify(${readyChannel(t.schema)}, q || E'\\nrewind') from unnest(${queues}::text[]) q`;
+}
+
 export async function releaseJobs(sql: Sql, t: Tables, ids: string[], tokens: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const rows = await sql<{ id: string }[]>`

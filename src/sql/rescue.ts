@@ -1,11 +1,11 @@
 // The rescue of jobs whose worker died: its session ended (its marker, src/sql/workers.ts, is
 // gone), or its lease lapsed without a completion or a failure.
 import type { Sql } from "postgres";
-import { readyChannel } from "../db/schema.js";
 import type { Tables } from "../db/tables.js";
 import { errorRecord } from "../error-record.js";
 import { WorkerLostError } from "../errors.js";
 import { failJobs, RESTART_GRACE, type FailureOutcome } from "./fail.js";
+import { announceRequeued } from "./release.js";
 import { heldWorkerLocks } from "./workers.js";
 
 const BATCH = 500;
@@ -97,7 +97,5 @@ export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]):
  */
 async function announceRescued(sql: Sql, t: Tables, jobs: { id: string; queue: string }[], outcomes: FailureOutcome[]): Promise<void> {
   const retrying = new Set(outcomes.filter((o) => o.outcome === "retrying").map((o) => o.id));
-  const queues = [...new Set(jobs.filter((j) => retrying.has(j.id)).map((j) => j.queue))];
-  if (queues.length === 0) return;
-  await sql`select pg_notify(${readyChannel(t.schema)}, q || E'\\nrewind') from unnest(${queues}::text[]) q`;
+  await announceRequeued(sql, t, [...new Set(jobs.filter((j) => retrying.has(j.id)).map((j) => j.queue))]);
 }
