@@ -22,13 +22,17 @@ const IDS_PER_NOTIFY = 400;
  */
 export function recordHistory(sql: Sql, t: Tables, finished: string) {
   return sql`
+    -- Once per queue, not per row: a batch of a thousand completions is usually of one queue.
+    with kept as materialized (
+      select q.queue, ${retentionMs(sql, t, sql`q.queue`)} as ms from (select distinct queue from ${sql(finished)}) q
+    )
     insert into ${t.history} (id, queue, state, payload, result, progress, priority, attempts, max_attempts, group_key,
                               last_error, errors, created_at, started_at, finished_at, worker, purge_at)
     select f.id, f.queue, f.state, f.payload, f.result, f.progress, f.priority, f.attempts, f.max_attempts, f.group_key,
            f.last_error, f.errors, f.created_at, f.started_at, statement_timestamp(), f.locked_by,
            now() + r.ms::double precision * interval '1 millisecond'
     from ${sql(finished)} f
-    cross join lateral (select ${retentionMs(sql, t, sql`f.queue`)} as ms) r
+    join kept r on r.queue = f.queue
     where r.ms > 0`;
 }
 

@@ -193,8 +193,7 @@ export function publicJob(c: ClaimedJob): Job {
 
 /** From run_at to now, by the database's clock up to the claim and this process's since. */
 function waitedMs(entry: Running, now: number): number {
-  const { run_at, claimed_at } = entry.claimed;
-  return Math.max(0, claimed_at.getTime() - run_at.getTime() + now - entry.claimedAt);
+  return Math.max(0, entry.claimed.waited_ms + now - entry.claimedAt);
 }
 
 /** Runs the handler, settling early with the signal's reason if the attempt is aborted. */
