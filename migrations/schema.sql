@@ -192,6 +192,12 @@ alter table pgq.subscriptions add constraint subscriptions_pattern CHECK (((char
 alter table pgq.subscriptions add constraint subscriptions_pkey PRIMARY KEY (queue, pattern);
 alter table pgq.subscriptions add constraint subscriptions_queue_name CHECK ((((char_length(queue) >= 1) AND (char_length(queue) <= 128)) AND (queue !~ '[[:cntrl:]]'::text)));
 
+create unlogged table pgq.waiting_clients (
+  client uuid not null,
+  seen_at timestamp with time zone not null default now()
+);
+alter table pgq.waiting_clients add constraint waiting_clients_pkey PRIMARY KEY (client);
+
 create table pgq.workers (
   name text not null,
   host text not null,

@@ -1,15 +1,20 @@
 // q.waitFor(): callers waiting for jobs to finish, all of a client's on one LISTEN connection.
 //
-// Every statement that finishes jobs notifies their ids (sql/history.ts notifyFinished); a
-// notification for an id someone waits for triggers one read of how those jobs ended, shared by
-// every id that arrived meanwhile. Notifications can be missed (the connection drops, a pooler in
-// transaction mode never delivers them), so every waiting id is also read every POLL_MS, and at
-// once when LISTEN (re)starts: a job that finished before anyone listened is found that way too.
+// Statements that finish jobs notify their ids (sql/history.ts notifyFinished) while some client
+// says it waits (sql/waiting-clients.ts): this one says so before its first read, and again
+// while it waits. A notification for an id someone waits for triggers one read of how those jobs
+// ended, shared by every id that arrived meanwhile. Notifications can be missed (the connection
+// drops, a pooler in transaction mode never delivers them, a statement that began before this
+// client first said it waits), so every waiting id is also read every POLL_MS, and at once when
+// LISTEN (re)starts: a job that finished before anyone listened is found that way too.
+import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { finishedChannel } from "./db/schema.js";
 import type { Tables } from "./db/tables.js";
 import { ClientClosedError, JobCancelledError, JobFailedError, JobNotFoundError, WaitTimeoutError } from "./errors.js";
+import { forgetWaitingClient, touchWaitingClient, TOUCH_EVERY_MS } from "./sql/waiting-clients.js";
 
 const POLL_MS = 2_000;
 /** Ids per read: each is a few index probes. */
@@ -37,6 +42,10 @@ export class Waiters {
   private listening: Promise<void> | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private poll: NodeJS.Timeout | undefined;
+  /** This client's row in pgq.waiting_clients. */
+  private readonly client = randomUUID();
+  private touchedAt = -Infinity;
+  private touching: Promise<void> | undefined;
 
   constructor(
     private readonly sql: Sql,
@@ -63,9 +72,13 @@ export class Waiters {
     });
     // Until it is returned below, a timeout must not count as an unhandled rejection.
     settled.catch(() => undefined);
-    this.poll ??= setInterval(() => this.announce([...this.waiting.keys()]), POLL_MS);
+    this.poll ??= setInterval(() => {
+      this.announce([...this.waiting.keys()]);
+      this.touch().catch((error: unknown) => this.log.debug({ err: error }, "saying that this client waits failed"));
+    }, POLL_MS);
     try {
       if (this.listen) {
+        await this.touch();
         this.listening ??= this.startListening();
         await this.listening;
       }
@@ -87,6 +100,16 @@ export class Waiters {
     this.waiting.clear();
     await this.reading;
     await this.unlisten?.().catch(() => undefined);
+    if (this.touchedAt > -Infinity) await forgetWaitingClient(this.sql, this.t, this.client).catch(() => undefined);
+  }
+
+  /** Says that this client waits, unless it said so lately: finished jobs are announced only then. */
+  private async touch(): Promise<void> {
+    if (!this.listen || performance.now() - this.touchedAt < TOUCH_EVERY_MS) return;
+    this.touching ??= touchWaitingClient(this.sql, this.t, this.client)
+      .then(() => void (this.touchedAt = performance.now()))
+      .finally(() => (this.touching = undefined));
+    await this.touching;
   }
 
   private async startListening(): Promise<void> {

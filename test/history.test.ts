@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { JobCancelledError, JobFailedError, type ProcessingMode } from "../src/index.js";
+import { connect, JobCancelledError, JobFailedError, type ProcessingMode } from "../src/index.js";
 import { maintainHistory } from "../src/sql/history.js";
 import { expireJobs } from "../src/sql/expire.js";
 import { tables } from "../src/db/tables.js";
@@ -152,6 +152,46 @@ test("waitFor: 1,000 concurrent waiters each get their own result; round trips o
   await worker.stop();
   times.sort((a, b) => a - b);
   tc.diagnostic(`enqueueAndWait round trip on an idle worker: p50 ${times[100]!.toFixed(1)} ms, p99 ${times[198]!.toFixed(1)} ms`);
+});
+
+test("finished jobs are announced on <schema>_finished only while some client waits, and a client that closes stops counting", async () => {
+  const heard: string[] = [];
+  const { unlisten } = await db.listen("pgq_finished", (payload) => heard.push(...payload.split(",")));
+  // Notifications arrive in commit order: once this one is heard, any before it would have been.
+  const heardUpTo = async (mark: string) => {
+    await db`select pg_notify('pgq_finished', ${mark})`;
+    await waitFor(() => heard.includes(mark), { what: `the notification ${mark}` });
+  };
+  await db`delete from pgq.waiting_clients`;
+  const queue = "announced";
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const worker = q.work(queue, async (job) => {
+    if ((job.payload as { gated?: boolean }).gated) await gate;
+    return { id: job.id };
+  }, { mode: "lease" });
+  const { id: unheard } = await q.enqueue(queue, {});
+  await drained(db, queue);
+  await heardUpTo("mark-1");
+  assert.ok(!heard.includes(unheard), "nobody waited: no announcement");
+
+  const waiter = await connect({ databaseUrl: url });
+  const { id: awaited } = await waiter.enqueue(queue, { gated: true });
+  const result = waiter.waitFor(awaited, { timeoutMs: 60_000 });
+  await waitFor(async () => (await db`select from pgq.waiting_clients`).length === 1, { what: "the waiting client's row" });
+  open();
+  assert.deepEqual(await result, { id: awaited });
+  await heardUpTo("mark-2");
+  assert.ok(heard.includes(awaited), "a client waited: announced");
+
+  await waiter.close();
+  assert.equal((await db`select from pgq.waiting_clients`).length, 0, "a closed client no longer counts");
+  const { id: after } = await q.enqueue(queue, {});
+  await drained(db, queue);
+  await heardUpTo("mark-3");
+  assert.ok(!heard.includes(after));
+  await worker.stop();
+  await unlisten();
 });
 
 for (const mode of ["transaction", "lease"]) {

@@ -15,6 +15,7 @@ export interface Tables {
   recordStarts: Helper<string>;
   history: Helper<string>;
   queueGauges: Helper<string>;
+  waitingClients: Helper<string>;
 }
 
 export function tables(sql: Sql, schema: string): Tables {
@@ -31,5 +32,6 @@ export function tables(sql: Sql, schema: string): Tables {
     recordStarts: sql(`${schema}.record_starts`),
     history: sql(`${schema}.history`),
     queueGauges: sql(`${schema}.queue_gauges`),
+    waitingClients: sql(`${schema}.waiting_clients`),
   };
 }

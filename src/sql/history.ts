@@ -6,6 +6,7 @@ import { DEFAULT_RETENTION_MS } from "../admin/queues.js";
 import { finishedChannel } from "../db/schema.js";
 import type { Tables } from "../db/tables.js";
 import { transaction } from "../db/transaction.js";
+import { someoneWaits } from "./waiting-clients.js";
 
 const DAY_MS = 24 * 3600 * 1000;
 /** Days made ahead of each retention's purge day: maintenance may be away a while. */
@@ -43,13 +44,16 @@ export function retentionMs(sql: Sql, t: Tables, queue: ReturnType<Sql>) {
 
 /**
  * A SELECT that notifies waiters (q.waitFor()) of the ids in the CTE `finished`, a few hundred
- * per notification, delivered when the statement's transaction commits. A CTE that is only read
- * runs only if the main query reads it: each caller does, as `(select count(*) from <name>)`.
+ * per notification, delivered when the statement's transaction commits; only while some client
+ * waits (sql/waiting-clients.ts), since a notification costs the statement a quarter of its
+ * time and wakes every listening session of the database. A CTE that is only read runs only if
+ * the main query reads it: each caller does, as `(select count(*) from <name>)`.
  */
 export function notifyFinished(sql: Sql, t: Tables, finished: string) {
   return sql`
     select pg_notify(${finishedChannel(t.schema)}, string_agg(n.id::text, ','))
     from (select f.id, (row_number() over ()) / ${IDS_PER_NOTIFY} as chunk from ${sql(finished)} f) n
+    where ${someoneWaits(sql, t)}
     group by n.chunk`;
 }
 
