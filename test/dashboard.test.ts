@@ -11,6 +11,8 @@ import { readHealth } from "../src/admin/health.js";
 import { listJobs } from "../src/admin/jobs.js";
 import { WALK_LIMIT } from "../src/admin/walk.js";
 import { readThroughput } from "../src/admin/throughput.js";
+import { ThroughputChart } from "../src/dashboard/throughput.js";
+import * as views from "../src/dashboard/views.js";
 import { runCli } from "./helpers/cli.js";
 import { Browser, bury } from "./helpers/dashboard.js";
 import { drained, testQueue } from "./helpers/queue.js";
@@ -175,6 +177,8 @@ test("a job's page: progress while it runs; result, worker and timeline once it 
 });
 
 test("the overview charts the last hour from pgq.history, a bar a minute, extrapolating busy minutes", async () => {
+  // A database of its own: the chart's queue is the overview's only one, so its first load reads the whole hour.
+  const { q, db } = await testQueue();
   // 100 completed jobs spread evenly over a minute ten minutes ago, and 3 completed and 1 dead two minutes ago.
   await db`
     insert into pgq.history (id, queue, state, payload, priority, attempts, max_attempts, errors, created_at, finished_at, worker, purge_at)
@@ -192,9 +196,35 @@ test("the overview charts the last hour from pgq.history, a bar a minute, extrap
   assert.deepEqual([busy.completed, busy.failed, busy.estimated], [100, 0, true], "25 rows read cover the last quarter of the minute");
   assert.deepEqual(points.at(-3), { minute: points.at(-3)!.minute, completed: 3, failed: 1, estimated: false });
   assert.equal(points.filter((p) => p.completed + p.failed > 0).length, 2);
-  const row = /<tr data-queue="chart">[^]*?<\/tr>/.exec(await (await browser().get("/")).text())?.[0] ?? "";
-  assert.match(row, /~103 done · 1\.0% failed/);
+  const row = /<tr data-queue="chart">[^]*?<\/tr>/.exec(await (await new Browser(dashboard(q).fetch).get("/")).text())?.[0] ?? "";
+  assert.match(row, /~103 done · 1\.0% failed<\/span>/);
   assert.match(row, /aria-label="~103 completed, ~1 failed in the last hour"/);
+
+  // With four queues, a read fills in at most 60 queue-minutes before the last ones: each queue's
+  // hour is whole after four reads, newest minutes first, with neither gaps nor repeats.
+  const chart = new ThroughputChart(q.sql, q.schema);
+  const charted = ["chart", "quiet-1", "quiet-2", "quiet-3"];
+  const lengths: number[] = [];
+  let read = await chart.read(charted);
+  for (;;) {
+    const shown = read.get("chart")!;
+    lengths.push(shown.length);
+    const minutes = shown.map((p) => p.minute.getTime());
+    assert.deepEqual(minutes, minutes.map((_, i) => minutes[0]! + i * 60_000), "one point a minute, oldest first");
+    assert.ok(charted.every((queue) => read.get(queue)!.length === shown.length));
+    if (shown.length === 60) break;
+    read = await chart.read(charted);
+  }
+  assert.ok(lengths[0]! >= 15 && lengths[0]! <= 17, `the first read shows the last quarter hour (${lengths.join(", ")})`);
+  assert.ok(lengths.length >= 4 && lengths.length <= 5, `whole after four reads or so (${lengths.join(", ")})`);
+  const whole = read.get("chart")!;
+  assert.deepEqual(whole.filter((p) => p.completed + p.failed > 0).map((p) => [p.completed, p.failed]), [[100, 0], [3, 1]]);
+  const partial = /<tr data-queue="chart">[^]*?<\/tr>/.exec(String(await views.overviewFragment({ base: "", readOnly: true, csrf: "" }, {
+    inspection: await q.inspect(), health: await readHealth(q.sql, q.schema), workers: [], extraQueues: [],
+    throughput: new Map([["chart", whole.slice(-15)]]),
+  })))?.[0] ?? "";
+  assert.match(partial, /· last 15 min so far<\/span>/, "a chart still filling in says how much it shows");
+  assert.match(partial, /in the last 15 minutes"/);
 });
 
 test("read-only mode draws no action and refuses every POST", async () => {

@@ -7,6 +7,7 @@ import type { Health } from "../admin/health.js";
 import type { JobDetail, JobPage, JobErrorEntry, ListedState } from "../admin/jobs.js";
 import type { ThroughputPoint } from "../admin/throughput.js";
 import { FINISHED_LISTINGS } from "../admin/jobs.js";
+import { HOUR_MINUTES } from "./throughput.js";
 import type { WorkerInfo } from "../admin/workers.js";
 import type { ErrorDetails } from "../error-record.js";
 import type { Schedule, Subscription } from "../types.js";
@@ -102,18 +103,22 @@ function overviewWarnings(d: OverviewData): string[] {
   return out;
 }
 
-/** Completed (green) and failed (red) per minute over the last hour, as inline SVG bars, the current minute last. */
+/**
+ * Completed (green) and failed (red) per minute over the last hour, as inline SVG bars, the
+ * current minute last; while the chart is still filling the hour in, it says how much it shows.
+ */
 function chart(points: ThroughputPoint[]): Html {
   const max = Math.max(1, ...points.map((p) => p.completed + p.failed));
   const total = points.reduce((s, p) => ({ completed: s.completed + p.completed, failed: s.failed + p.failed }), { completed: 0, failed: 0 });
   const rate = total.completed + total.failed === 0 ? 0 : (100 * total.failed) / (total.completed + total.failed);
   const about = points.some((p) => p.estimated) ? "~" : "";
-  const offset = 60 - points.length;
-  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${about}${total.completed} completed, ${about}${total.failed} failed in the last hour">${points.map((p, i) => {
+  const whole = points.length >= HOUR_MINUTES;
+  const offset = HOUR_MINUTES - points.length;
+  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${about}${total.completed} completed, ${about}${total.failed} failed in the last ${whole ? "hour" : `${points.length} minutes`}">${points.map((p, i) => {
     const ok = (22 * p.completed) / max;
     const bad = (22 * p.failed) / max;
     return html`<rect class="ok" x="${(offset + i) * 2}" y="${24 - ok}" width="1.6" height="${ok}"><title>${p.minute.toISOString().slice(11, 16)}: ${p.completed} completed, ${p.failed} failed</title></rect><rect class="bad" x="${(offset + i) * 2}" y="${24 - ok - bad}" width="1.6" height="${bad}"></rect>`;
-  })}</svg> <span class="muted throughput">${about}${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed</span>`;
+  })}</svg> <span class="muted throughput">${about}${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed${whole ? "" : ` · last ${points.length} min so far`}</span>`;
 }
 
 export function age(ms: number): string {
