@@ -23,7 +23,7 @@ import { listWorkers, type WorkerInfo } from "./admin/workers.js";
 import { tables, type Tables } from "./db/tables.js";
 import { listSubscriptions, publish, subscribe, unsubscribe } from "./admin/topics.js";
 import type {
-  ConnectOptions, EnqueueAndWaitOptions, EnqueueOptions, HistoryOptions, JobInfo, Pooler, WaitOptions, PublishOptions, QueueSettings, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
+  ConnectOptions, EnqueueAndWaitOptions, EnqueueOptions, HistoryOptions, HistoryPage, JobInfo, Pooler, WaitOptions, PublishOptions, QueueSettings, Schedule, ScheduleOptions, Stats, Subscription, WorkOptions,
 } from "./types.js";
 import { DEFAULT_MAX_PAYLOAD_BYTES, assertInteger, assertQueueName } from "./validate.js";
 import { listQueues, prepareQueueSettings, setQueue, type QueueConfig } from "./admin/queues.js";
@@ -72,8 +72,8 @@ export interface Queue {
   publish(topic: string, payload: unknown, options?: PublishOptions): Promise<string[]>;
   /** A job wherever it is (waiting, running, history, dead) with its state and timeline; null if it is nowhere. */
   getJob(id: string): Promise<JobInfo | null>;
-  /** Recently finished jobs, newest first. */
-  history(options?: HistoryOptions): Promise<JobInfo[]>;
+  /** Recently finished jobs, newest first, a page at a time (pass the answer's next as cursor). */
+  history(options?: HistoryOptions): Promise<HistoryPage>;
   /**
    * Resolves with the job's result once it completed; rejects with JOB_FAILED once it died or
    * expired, JOB_CANCELLED once cancelled, WAIT_TIMEOUT after timeoutMs.
@@ -310,7 +310,7 @@ class Client implements Queue {
     return checkingSchema(this.schema, getJob(this.sql, this.t, id));
   }
 
-  async history(options: HistoryOptions = {}): Promise<JobInfo[]> {
+  async history(options: HistoryOptions = {}): Promise<HistoryPage> {
     assertOpen(this.closed, "q.history()");
     assertOptionsObject("q.history()", options);
     return checkingSchema(this.schema, listHistory(this.sql, this.t, options));

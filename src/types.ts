@@ -279,4 +279,9 @@ export interface HistoryOptions {
   sinceMs?: number;
   /** Newest first, at most this many; default 100. */
   limit?: number;
+  /** Where the previous page ended: its `next`, with the same queue and state. */
+  cursor?: string;
 }
+
+/** q.history()'s answer: finished jobs, newest first, and where the next page starts (null: none). */
+export type HistoryPage = JobInfo[] & { next: string | null };

@@ -2,7 +2,8 @@
 // PostgreSQL and a real `pgq work` process: every page loads, a dead job retried from its page
 // runs and completes (its result and the overview's chart show it), a queue paused from the
 // overview stops feeding the worker, a running job cancelled from its page stops, a payload
-// holding <script> stays text, and the read-only and authenticated modes refuse actions.
+// holding <script> stays text, a completed job is in the finished list with its result on its
+// page, and the read-only and authenticated modes refuse actions.
 // Screenshots of the main pages go to test-output/dashboard/ (git-ignored).
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
@@ -69,7 +70,7 @@ describe("the dashboard in a browser", needs(chromium), () => {
     await q.subscribe("browser", "user.*.signed-up");
 
     const page = await open(base, "/");
-    for (const [path, heading, shot] of [["/", "Overview", "overview"], ["/jobs?state=dead", "Jobs", "dead-jobs"], [`/jobs/${deadId}`, `Job ${deadId}`, "job"],
+    for (const [path, heading, shot] of [["/", "Overview", "overview"], ["/jobs", "Jobs", "jobs"], ["/jobs?state=dead", "Jobs", "dead-jobs"], [`/jobs/${deadId}`, `Job ${deadId}`, "job"],
       ["/workers", "Workers", "workers"], ["/schedules", "Schedules", "schedules"], ["/topics", "Topic subscriptions", "topics"], ["/enqueue", "Enqueue a job", ""]] as const) {
       const started = performance.now();
       await page.goto(`${base}${path}`);
@@ -97,6 +98,28 @@ describe("the dashboard in a browser", needs(chromium), () => {
       what: "the chart to count the completed job",
     });
     await page.screenshot({ path: join(SCREENSHOTS, "overview-chart.png"), fullPage: true });
+  });
+
+  test("a completed job shows in the finished list, and its page has its result", async () => {
+    const base = await serve();
+    const { q } = ctx;
+    const { id } = await q.enqueue("browser", { to: "grace@example.com", note: "<b>not bold</b>" });
+    await waitFor(async () => (await q.getJob(id))?.state === "completed", { what: "the job to complete" });
+    const page = await open(base, "/jobs");
+    await page.locator("select[name=state]").selectOption("completed");
+    await page.locator("input[name=queue]").fill("browser");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await page.waitForURL(/state=completed/);
+    const row = page.locator("tbody tr", { has: page.getByRole("link", { name: id, exact: true }) });
+    assert.equal(await row.locator(".badge").textContent(), "completed");
+    assert.match(await row.textContent() ?? "", /<b>not bold<\/b>/, "the payload is shown as text");
+    assert.equal(await page.locator("main b").count(), 0);
+    assert.equal(await page.locator("input[type=checkbox]").count(), 0, "nothing to tick: finished jobs have no actions");
+    await page.screenshot({ path: join(SCREENSHOTS, "finished-jobs.png"), fullPage: true });
+    await row.getByRole("link", { name: id, exact: true }).click();
+    await page.waitForURL(new RegExp(`/jobs/${id}$`));
+    assert.equal(await page.locator("h1 .badge").textContent(), "completed");
+    assert.deepEqual(JSON.parse(await page.locator("pre.result").textContent() ?? ""), { sent: true });
   });
 
   test("a running job shows its progress, and Cancel on its page stops it", async () => {

@@ -6,13 +6,16 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { Hono } from "hono";
-import { dashboard } from "../src/index.js";
+import { dashboard, type JobInfo } from "../src/index.js";
 import { readHealth } from "../src/admin/health.js";
-import { listJobs, WALK_LIMIT } from "../src/admin/jobs.js";
+import { listJobs } from "../src/admin/jobs.js";
+import { WALK_LIMIT } from "../src/admin/walk.js";
 import { readThroughput } from "../src/admin/throughput.js";
+import { ThroughputChart } from "../src/dashboard/throughput.js";
+import * as views from "../src/dashboard/views.js";
 import { runCli } from "./helpers/cli.js";
 import { Browser, bury } from "./helpers/dashboard.js";
-import { testQueue } from "./helpers/queue.js";
+import { drained, testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
 const { q, db } = await testQueue();
@@ -25,7 +28,7 @@ test("every page answers, and unknown jobs and bad filters are told apart", asyn
   await q.schedule("nightly", "0 3 * * *", "pages", { report: true });
   await q.subscribe("pages", "orders.*");
   const b = browser();
-  for (const path of ["/", "/fragments/overview", "/jobs", "/jobs?state=dead", "/jobs?queue=pages&state=ready", `/jobs/${deadId}`,
+  for (const path of ["/", "/fragments/overview", "/jobs", "/jobs?state=dead", "/jobs?queue=pages&state=ready", "/jobs?state=finished", `/jobs/${deadId}`,
     "/workers", "/fragments/workers", "/schedules", "/topics", "/enqueue", "/assets/dashboard.css", "/assets/dashboard.js"]) {
     const res = await b.get(path);
     assert.equal(res.status, 200, path);
@@ -34,7 +37,7 @@ test("every page answers, and unknown jobs and bad filters are told apart", asyn
   assert.match(await (await b.get("/topics")).text(), /orders\.\*/);
   assert.match(await (await b.get("/schedules")).text(), /nightly/);
   assert.equal((await b.get("/jobs/999999999")).status, 404);
-  assert.equal((await b.get("/jobs?state=finished")).status, 400);
+  assert.equal((await b.get("/jobs?state=asleep")).status, 400);
   assert.equal((await b.get("/nowhere")).status, 404);
 });
 
@@ -174,6 +177,8 @@ test("a job's page: progress while it runs; result, worker and timeline once it 
 });
 
 test("the overview charts the last hour from pgq.history, a bar a minute, extrapolating busy minutes", async () => {
+  // A database of its own: the chart's queue is the overview's only one, so its first load reads the whole hour.
+  const { q, db } = await testQueue();
   // 100 completed jobs spread evenly over a minute ten minutes ago, and 3 completed and 1 dead two minutes ago.
   await db`
     insert into pgq.history (id, queue, state, payload, priority, attempts, max_attempts, errors, created_at, finished_at, worker, purge_at)
@@ -191,9 +196,35 @@ test("the overview charts the last hour from pgq.history, a bar a minute, extrap
   assert.deepEqual([busy.completed, busy.failed, busy.estimated], [100, 0, true], "25 rows read cover the last quarter of the minute");
   assert.deepEqual(points.at(-3), { minute: points.at(-3)!.minute, completed: 3, failed: 1, estimated: false });
   assert.equal(points.filter((p) => p.completed + p.failed > 0).length, 2);
-  const row = /<tr data-queue="chart">[^]*?<\/tr>/.exec(await (await browser().get("/")).text())?.[0] ?? "";
-  assert.match(row, /~103 done · 1\.0% failed/);
+  const row = /<tr data-queue="chart">[^]*?<\/tr>/.exec(await (await new Browser(dashboard(q).fetch).get("/")).text())?.[0] ?? "";
+  assert.match(row, /~103 done · 1\.0% failed<\/span>/);
   assert.match(row, /aria-label="~103 completed, ~1 failed in the last hour"/);
+
+  // With four queues, a read fills in at most 60 queue-minutes before the last ones: each queue's
+  // hour is whole after four reads, newest minutes first, with neither gaps nor repeats.
+  const chart = new ThroughputChart(q.sql, q.schema);
+  const charted = ["chart", "quiet-1", "quiet-2", "quiet-3"];
+  const lengths: number[] = [];
+  let read = await chart.read(charted);
+  for (;;) {
+    const shown = read.get("chart")!;
+    lengths.push(shown.length);
+    const minutes = shown.map((p) => p.minute.getTime());
+    assert.deepEqual(minutes, minutes.map((_, i) => minutes[0]! + i * 60_000), "one point a minute, oldest first");
+    assert.ok(charted.every((queue) => read.get(queue)!.length === shown.length));
+    if (shown.length === 60) break;
+    read = await chart.read(charted);
+  }
+  assert.ok(lengths[0]! >= 15 && lengths[0]! <= 17, `the first read shows the last quarter hour (${lengths.join(", ")})`);
+  assert.ok(lengths.length >= 4 && lengths.length <= 5, `whole after four reads or so (${lengths.join(", ")})`);
+  const whole = read.get("chart")!;
+  assert.deepEqual(whole.filter((p) => p.completed + p.failed > 0).map((p) => [p.completed, p.failed]), [[100, 0], [3, 1]]);
+  const partial = /<tr data-queue="chart">[^]*?<\/tr>/.exec(String(await views.overviewFragment({ base: "", readOnly: true, csrf: "" }, {
+    inspection: await q.inspect(), health: await readHealth(q.sql, q.schema), workers: [], extraQueues: [],
+    throughput: new Map([["chart", whole.slice(-15)]]),
+  })))?.[0] ?? "";
+  assert.match(partial, /· last 15 min so far<\/span>/, "a chart still filling in says how much it shows");
+  assert.match(partial, /in the last 15 minutes"/);
 });
 
 test("read-only mode draws no action and refuses every POST", async () => {
@@ -304,6 +335,106 @@ test("the job list walks a bounded stretch per page, and its cursor carries on",
   assert.deepEqual((await listJobs(q.sql, q.schema, { payload: '"i": 4999}' })).jobs.length, 1);
   assert.deepEqual((await listJobs(q.sql, q.schema, { id: needle! })).jobs.map((j) => j.state), ["ready"]);
   await assert.rejects(listJobs(q.sql, q.schema, { state: "dead", cursor: first.next! }), /cursor/);
+});
+
+test("finished jobs are listed newest first, by state, queue, id and payload, each linking to its page", async () => {
+  const evil = "<script>alert(2)</script>";
+  const worker = q.work("finished", async (job) => ({ echo: job.payload }), { mode: "lease", pollIntervalMs: 50 });
+  let done: string[];
+  try {
+    done = await q.enqueueMany("finished", [{ n: 1 }, { n: 2, html: evil }]);
+    await drained(db, "finished");
+  } finally {
+    await worker.stop();
+  }
+  const { id: cancelled } = await q.enqueue("finished", { n: 3 }, { delayMs: 3_600_000 });
+  assert.equal(await q.cancel(cancelled), true);
+  const newestFirst = (await db`select id::text from pgq.history where queue = 'finished' order by finished_at desc, id desc`).map((r) => r.id as string);
+  assert.equal(newestFirst[0], cancelled);
+  const listed = (page: string) => [...page.matchAll(/<td><a href="\/jobs\/(\d+)">/g)].map((m) => m[1]);
+
+  const b = browser();
+  const all = await (await b.get("/jobs?state=finished&queue=finished")).text();
+  assert.deepEqual(listed(all), newestFirst);
+  assert.match(all, /<th>Finished<\/th>/);
+  assert.match(all, /<option value="finished" selected>any finished<\/option>/);
+  for (const state of ["completed", "cancelled", "expired"]) assert.match(all, new RegExp(`<option value="${state}" >${state}</option>`));
+  assert.ok(!all.includes('name="ids"'), "finished jobs have no actions to tick them for");
+  assert.ok(!all.includes("<script>alert"), "payloads stay text");
+  assert.match(all, /&lt;script&gt;alert\(2\)&lt;\/script&gt;/);
+
+  assert.deepEqual(listed(await (await b.get("/jobs?state=completed&queue=finished")).text()), newestFirst.filter((id) => id !== cancelled));
+  assert.deepEqual(listed(await (await b.get("/jobs?state=cancelled")).text()).filter((id) => newestFirst.includes(id!)), [cancelled]);
+  assert.deepEqual(listed(await (await b.get(`/jobs?state=finished&queue=finished&payload=${encodeURIComponent('{"n":2}')}`)).text()), [done[1]]);
+  assert.deepEqual(listed(await (await b.get(`/jobs?state=finished&payload=alert(2)`)).text()), [done[1]]);
+  assert.deepEqual(listed(await (await b.get(`/jobs?state=finished&id=${done[0]}`)).text()), [done[0]]);
+  assert.deepEqual(listed(await (await b.get(`/jobs?state=expired&queue=finished`)).text()), []);
+
+  const page = await (await b.get(`/jobs/${done[1]}`)).text();
+  assert.match(page, /badge completed/);
+  assert.match(page, /<pre class="result">\{\n  &quot;echo&quot;: \{\n    &quot;n&quot;: 2,\n    &quot;html&quot;: &quot;&lt;script&gt;/);
+});
+
+test("q.history() and the finished list page with a cursor: newest first, no overlap nor gap, across partitions and equal times", async () => {
+  // 300 jobs of three queues, finished four at a time (a batch shares its statement's time), kept
+  // for 7 or 8 days: two partitions (q.migrate() makes them), their rows interleaved in time.
+  await q.migrate();
+  await db`
+    insert into pgq.history (id, queue, state, payload, priority, attempts, max_attempts, errors, created_at, finished_at, worker, purge_at)
+    select 100000 + i, 'paged-' || i % 3, case when i % 10 = 0 then 'cancelled' else 'completed' end, jsonb_build_object('i', i), 0, 1, 1,
+           '[]', now(), now() - (i / 4) * interval '1 second', 'w', now() + interval '7 days' + (i % 2) * interval '1 day'
+    from generate_series(1, 300) i`;
+  assert.equal((await db`select count(distinct tableoid)::int as n from pgq.history where queue like 'paged-%'`)[0]!.n, 2);
+  const expected = async (where: string) =>
+    (await db.unsafe(`select id::text from pgq.history where finished_at > now() - interval '1 hour' ${where} order by finished_at desc, id desc`)).map((r) => r.id as string);
+  const pages = async (options: { queue?: string; state?: "cancelled" }, limit: number) => {
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await q.history({ ...options, limit, ...(cursor ? { cursor } : {}) });
+      assert.ok(page.length <= limit);
+      assert.ok(page.length === limit || page.next === null, "a short page is the last");
+      seen.push(...page.map((j) => j.id));
+      cursor = page.next ?? undefined;
+    } while (cursor);
+    return seen;
+  };
+  assert.deepEqual(await pages({}, 7), await expected(""), "across queues");
+  assert.deepEqual(await pages({ queue: "paged-1" }, 7), await expected("and queue = 'paged-1'"));
+  assert.deepEqual(await pages({ state: "cancelled" }, 4), await expected("and state = 'cancelled'"));
+  const [job] = await q.history({ queue: "paged-2", limit: 1 });
+  assert.deepEqual(job?.payload, { i: 2 });
+  const old: JobInfo[] = await q.history({ queue: "paged-0" });
+  assert.equal(old.length, 100);
+
+  // The dashboard's list walks the same way.
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listJobs(q.sql, q.schema, { state: "finished", queue: "paged-2", limit: 9, ...(cursor ? { cursor } : {}) });
+    seen.push(...page.jobs.map((j) => j.id));
+    cursor = page.next ?? undefined;
+  } while (cursor);
+  assert.deepEqual(seen, await expected("and queue = 'paged-2'"));
+  await assert.rejects(q.history({ cursor: (await q.history({ queue: "paged-1", limit: 1 })).next! }), /cursor/);
+});
+
+test("the finished list walks a bounded stretch per page; q.history() walks on until its page fills", async () => {
+  await db`
+    insert into pgq.history (id, queue, state, payload, priority, attempts, max_attempts, errors, created_at, finished_at, worker, purge_at)
+    select 200000 + i, 'long-history', case when i = ${WALK_LIMIT + 50} then 'expired' else 'completed' end,
+           jsonb_build_object('needle', i = ${WALK_LIMIT + 50}), 0, 1, 1, '[]', now(), now() - i * interval '1 millisecond', 'w',
+           now() + interval '7 days'
+    from generate_series(1, ${WALK_LIMIT + 100}) i`;
+  const first = await listJobs(q.sql, q.schema, { state: "finished", queue: "long-history", payload: '{"needle":true}' });
+  assert.deepEqual([first.jobs, first.walked, first.walkStopped], [[], WALK_LIMIT, true]);
+  const second = await listJobs(q.sql, q.schema, { state: "finished", queue: "long-history", payload: '{"needle":true}', cursor: first.next! });
+  assert.deepEqual(second.jobs.map((j) => [j.id, j.state]), [[String(200000 + WALK_LIMIT + 50), "expired"]]);
+  const page = await (await browser().get(`/jobs?state=expired&queue=long-history`)).text();
+  assert.match(page, /Searched 5,000 jobs without filling the page/);
+  assert.match(page, /Keep searching →/);
+  const expired = await q.history({ queue: "long-history", state: "expired" });
+  assert.deepEqual([expired.map((j) => j.id), expired.next], [[String(200000 + WALK_LIMIT + 50)], null]);
 });
 
 test("health: a transaction holding the xmin horizon is named, with how long", async () => {

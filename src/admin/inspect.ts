@@ -10,10 +10,11 @@
 // index read in order and stopped by the limit; src/db/operator-read.ts rules out the scans that
 // cannot stop, and test/inspect-plans.test.ts checks the plans at a million jobs. The queries are
 // plain SQL rather than kysely: the skip scans below are recursive CTEs that read better as written.
-import type { Helper, PendingQuery, Row as PgRow, Sql, TransactionSql } from "postgres";
+import type { PendingQuery, Row as PgRow, Sql, TransactionSql } from "postgres";
 import { asOperatorRead } from "../db/operator-read.js";
 import { transaction } from "../db/transaction.js";
 import { tables, type Tables } from "../db/tables.js";
+import { skipScan } from "./skip-scan.js";
 import { GROUP_WAITING, JOB_STATES, QUEUED, READY, RETRYING, RUNNING, SCHEDULED } from "../job-state.js";
 import type { QueueStats, RateLimit } from "../types.js";
 import { assertInteger, assertQueueName } from "../validate.js";
@@ -243,33 +244,22 @@ function nothingFinished(tx: TransactionSql) {
   return tx`select 0 as n, 0 as completed_minute, 0 as failed_minute, 0 as completed_hour, 0 as failed_hour, null::float8 as span_ms`;
 }
 
-// The queues that have jobs, found by skip scans: one index descent per queue, instead of reading
-// every row to group them. Every group with live jobs has a head that is queued or running, but
-// a queue is listed from jobs_group too, so that jobs stuck behind a head that is gone still show.
-// Running jobs are few, so their queues come from jobs_leased directly.
+// The queues that have jobs, found by skip scans (src/admin/skip-scan.ts). Every group with live
+// jobs has a head that is queued or running, but a queue is listed from jobs_group too, so that
+// jobs stuck behind a head that is gone still show. Running jobs are few, so their queues come
+// from jobs_leased directly.
 function allQueues(tx: TransactionSql, t: Tables) {
   return tx`
-    ${skipScan(tx, "queued_queues", t.jobs, tx.unsafe(QUEUED))}
-    ${skipScan(tx, "grouped_queues", t.jobs, tx`j.group_key is not null`)}
-    ${skipScan(tx, "dead_queues", t.deadJobs, tx`true`)}
-    ${skipScan(tx, "finished_queues", t.history, tx`true`)}
+    ${skipScan(tx, "queued_queues", t.jobs, tx.unsafe(QUEUED))},
+    ${skipScan(tx, "grouped_queues", t.jobs, tx`j.group_key is not null`)},
+    ${skipScan(tx, "dead_queues", t.deadJobs, tx`true`)},
+    ${skipScan(tx, "finished_queues", t.history, tx`true`)},
     queues(queue) as (
       select queue from queued_queues where queue is not null
       union select queue from grouped_queues where queue is not null
       union select queue from dead_queues where queue is not null
       union select queue from finished_queues where queue is not null
       union select j.queue from ${t.jobs} j where ${tx.unsafe(RUNNING)}
-    ),`;
-}
-
-/** The distinct queues of `table`'s rows where `where` holds, along an index led by queue. */
-function skipScan(tx: TransactionSql, name: string, table: Helper<string>, where: PendingQuery<PgRow[]>) {
-  return tx`
-    ${tx(name)}(queue) as (
-      (select j.queue from ${table} j where ${where} order by j.queue limit 1)
-      union all
-      select (select j.queue from ${table} j where ${where} and j.queue > w.queue order by j.queue limit 1)
-      from ${tx(name)} w where w.queue is not null
     ),`;
 }
 

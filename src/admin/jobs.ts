@@ -1,16 +1,13 @@
-// Browsing jobs one page at a time, live (pgq.jobs) or dead (pgq.dead_jobs), filtered by queue,
-// state, id and payload, and one job in full wherever it is (q.getJob()): what the dashboard's
-// job pages read.
+// Browsing jobs one page at a time, live (pgq.jobs), dead (pgq.dead_jobs) or finished
+// (pgq.history), filtered by queue, state, id and payload, and one job in full wherever it is
+// (q.getJob()): what the dashboard's job pages read.
 //
-// Every page is bounded, however many jobs there are and however few match: a page walks at most
-// WALK_LIMIT rows along one index, in that index's order, and filters what it walked. When the
-// walk runs out before the page fills, the page says so and its cursor continues the walk where
-// it stopped, so a search for a rare payload costs the operator a click per WALK_LIMIT jobs and
-// the database a bounded read per click, never a scan of a million rows. The walks:
+// Every page walks a bounded stretch of one index (src/admin/walk.ts). The walks:
 //
 //   dead                 dead_jobs_died_at or dead_jobs_queue, newest first
 //   running              jobs_leased, in lease-expiry order (as many rows as workers have slots)
 //   ready, retrying      jobs_claim for one queue, in the order workers claim them
+//   finished states      pgq.history, newest finished first (walkHistory(), src/admin/history.ts)
 //   anything else        the primary key, newest first
 //
 // Reads run through operatorRead(), which rules out the scans that cannot stop at a limit.
@@ -20,13 +17,18 @@ import { operatorRead } from "../db/operator-read.js";
 import { tables, type Tables } from "../db/tables.js";
 import type { ErrorDetails } from "../error-record.js";
 import type { JobInfo } from "../types.js";
-import { assertJobId, getJob } from "./history.js";
+import { assertJobId, foundRows, getJob, walkHistory } from "./history.js";
 import { ValidationError } from "../errors.js";
-import { JOB_STATES, QUEUED, RUNNING, STATE_OF, type JobState } from "../job-state.js";
+import { JOB_STATES, QUEUED, RUNNING, STATE_OF, type AnyJobState, type JobState } from "../job-state.js";
 import { assertInteger, assertQueueName } from "../validate.js";
+import { decodeCursor, rowMatches, WALK_LIMIT, walkPage, type Walked } from "./walk.js";
 
-export type ListedState = JobState | "dead";
-export const LISTED_STATES: readonly ListedState[] = ["ready", "scheduled", "running", "retrying", "dead"];
+/** Finished jobs as pgq.history keeps them: one final state, or "finished" for any (jobs that died too). */
+export type FinishedListing = "finished" | "completed" | "cancelled" | "expired";
+/** What a list shows: live jobs in one state, dead jobs (pgq.dead_jobs, where they can be retried), or finished ones. */
+export type ListedState = JobState | "dead" | FinishedListing;
+export const FINISHED_LISTINGS: readonly FinishedListing[] = ["finished", "completed", "cancelled", "expired"];
+export const LISTED_STATES: readonly ListedState[] = ["ready", "scheduled", "running", "retrying", "dead", ...FINISHED_LISTINGS];
 
 export interface JobListFilter {
   queue?: string;
@@ -44,13 +46,13 @@ export interface JobListFilter {
 export interface JobSummary {
   id: string;
   queue: string;
-  state: ListedState;
+  state: AnyJobState;
   /** The payload's JSON, cut to PREVIEW_CHARS. */
   payloadPreview: string;
   priority: number;
   attempts: number;
   maxAttempts: number;
-  /** When it may run (live), or when it died (dead). */
+  /** When it may run (live), when it died (dead), or when it finished. */
   at: Date;
   lockedBy: string | null;
   lastError: string | null;
@@ -81,19 +83,10 @@ export interface JobDetail extends JobInfo {
   inDeadJobs: boolean;
 }
 
-export const WALK_LIMIT = 5000;
 const PREVIEW_CHARS = 160;
 const BIGINT_ID = /^[1-9][0-9]{0,18}$/;
 
 type Walk = "dead" | "running" | "claim" | "id";
-interface Walked {
-  id: string;
-  /** The walk's sort key, as text that casts back exactly (timestamps keep their microseconds). */
-  k1: string | null;
-  k2: string | null;
-  n: number;
-  hit: boolean;
-}
 
 export async function listJobs(sql: Sql, schema: string, filter: JobListFilter = {}): Promise<JobPage> {
   const { queue, state, id, payload, cursor, limit = 50 } = filter;
@@ -104,32 +97,28 @@ export async function listJobs(sql: Sql, schema: string, filter: JobListFilter =
   if (id !== undefined && !BIGINT_ID.test(id)) throw new ValidationError("INVALID_OPTION", "a job id is a positive integer");
   assertInteger(limit, "limit", 1, 500);
   const t = tables(sql, schema);
+  if (isFinished(state)) {
+    return operatorRead(sql, async (tx) => {
+      const page = await walkHistory(tx, t, { queue, state: state === "finished" ? undefined : state, id, payload, cursor }, limit);
+      return { jobs: await finishedSummaries(tx, t, page.hits), next: page.next, walked: page.walked, walkStopped: page.walkStopped };
+    });
+  }
   const walk: Walk = state === "dead" ? "dead" : state === "running" ? "running" : (state === "ready" || state === "retrying") && queue !== undefined ? "claim" : "id";
-  const after = cursor === undefined ? undefined : decodeCursor(cursor, walk);
+  const keyLength = walk === "id" ? 1 : walk === "claim" ? 3 : 2;
+  const after = cursor === undefined ? undefined : decodeCursor(cursor, walk, keyLength);
 
   return operatorRead(sql, async (tx) => {
-    const hit = matches(tx, state, payload, queue, id);
-    const rows = await tx<Walked[]>`
-      with walked as (
-        select w.*, row_number() over () as n from (${walkQuery(tx, t, walk, queue, id, after, hit)}) w
-      )
-      (select id::text, k1, k2, n::int, true as hit from walked where hit order by n limit ${limit + 1})
-      union all
-      (select id::text, k1, k2, n::int, false from walked order by n desc limit 1)`;
-    const last = rows.find((r) => !r.hit);
-    const hits = rows.filter((r) => r.hit);
-    const walked = last?.n ?? 0;
-    const shown = hits.slice(0, limit);
-    const full = hits.length > limit;
-    const walkStopped = !full && walked >= WALK_LIMIT;
-    const resume = full ? shown[shown.length - 1] : walkStopped ? last : undefined;
-    return {
-      jobs: await summaries(tx, t, walk === "dead", shown.map((r) => r.id)),
-      next: resume ? encodeCursor(walk, resume) : null,
-      walked,
-      walkStopped,
-    };
+    const alias = walk === "dead" ? "d" : "j";
+    const hit = rowMatches(tx, alias, { queue, id, payload }, state === undefined || state === "dead" ? [] : [tx`(${tx.unsafe(JOB_STATES[state])})`]);
+    const page = await walkPage(tx, walkQuery(tx, t, walk, queue, id, after, hit), limit, walk,
+      (r) => (walk === "id" ? [r.id] : walk === "claim" ? [r.k1, r.k2, r.id] : [r.k1, r.id]));
+    const jobs = await summaries(tx, t, walk === "dead", page.hits.map((r) => r.id));
+    return { jobs, next: page.next, walked: page.walked, walkStopped: page.walkStopped };
   });
+}
+
+function isFinished(state: ListedState | undefined): state is FinishedListing {
+  return (FINISHED_LISTINGS as readonly (ListedState | undefined)[]).includes(state);
 }
 
 /**
@@ -168,32 +157,6 @@ function walkQuery(tx: TransactionSql, t: Tables, walk: Walk, queue: string | un
   }
 }
 
-/** The filter, applied to each walked row (aliased j or d): queue, state and payload. */
-function matches(tx: TransactionSql, state: ListedState | undefined, payload: string | undefined, queue: string | undefined, id: string | undefined) {
-  const parts: PendingQuery<PgRow[]>[] = [];
-  const alias = state === "dead" ? "d" : "j";
-  if (queue !== undefined) parts.push(tx`${tx(alias)}.queue = ${queue}`);
-  if (id !== undefined) parts.push(tx`${tx(alias)}.id = ${id}::bigint`);
-  if (state !== undefined && state !== "dead") parts.push(tx`(${tx.unsafe(JOB_STATES[state])})`);
-  if (payload !== undefined && payload !== "") {
-    const json = asJsonContainer(payload);
-    parts.push(json === undefined
-      ? tx`strpos(${tx(alias)}.payload::text, ${payload}) > 0`
-      : tx`${tx(alias)}.payload @> ${json}::text::jsonb`);
-  }
-  if (parts.length === 0) return tx`true`;
-  return parts.reduce((a, b) => tx`${a} and ${b}`);
-}
-
-function asJsonContainer(text: string): string | undefined {
-  try {
-    const value: unknown = JSON.parse(text);
-    return value !== null && typeof value === "object" ? JSON.stringify(value) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function summaries(tx: TransactionSql, t: Tables, dead: boolean, ids: string[]): Promise<JobSummary[]> {
   if (ids.length === 0) return [];
   const rows = dead
@@ -205,7 +168,18 @@ async function summaries(tx: TransactionSql, t: Tables, dead: boolean, ids: stri
         select j.id::text, j.queue, ${tx.unsafe(STATE_OF)} as state, left(j.payload::text, ${PREVIEW_CHARS}) as preview,
                j.priority, j.attempts, j.max_attempts, j.run_at as at, j.locked_by, j.last_error
         from ${t.jobs} j join unnest(${ids}::bigint[]) with ordinality as p(id, n) on j.id = p.id order by p.n`;
-  return rows.map((r) => ({
+  return rows.map(summary);
+}
+
+async function finishedSummaries(tx: TransactionSql, t: Tables, hits: Walked[]): Promise<JobSummary[]> {
+  const rows = await foundRows<SummaryRow>(tx, t, hits, tx`
+    h.id::text, h.queue, h.state, left(h.payload::text, ${PREVIEW_CHARS}) as preview, h.priority, h.attempts,
+    h.max_attempts, h.finished_at as at, null as locked_by, h.last_error`);
+  return rows.map(summary);
+}
+
+function summary(r: SummaryRow): JobSummary {
+  return {
     id: r.id,
     queue: r.queue,
     state: r.state,
@@ -216,13 +190,13 @@ async function summaries(tx: TransactionSql, t: Tables, dead: boolean, ids: stri
     at: r.at,
     lockedBy: r.locked_by,
     lastError: r.last_error,
-  }));
+  };
 }
 
 interface SummaryRow {
   id: string;
   queue: string;
-  state: ListedState;
+  state: AnyJobState;
   preview: string;
   priority: number;
   attempts: number;
@@ -245,23 +219,4 @@ export async function findJob(sql: Sql, schema: string, id: string): Promise<Job
       order by dead limit 1`,
   ]);
   return job && { ...job, dedupeKey: row?.dedupe_key ?? null, inDeadJobs: row?.dead ?? false };
-}
-
-function encodeCursor(walk: Walk, row: Walked): string {
-  const key = walk === "id" ? [row.id] : walk === "claim" ? [row.k1, row.k2, row.id] : [row.k1, row.id];
-  return Buffer.from(JSON.stringify([walk, ...key])).toString("base64url");
-}
-
-function decodeCursor(cursor: string, walk: Walk): string[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, "base64url").toString());
-  } catch {
-    value = undefined;
-  }
-  const length = walk === "id" ? 2 : walk === "claim" ? 4 : 3;
-  if (!Array.isArray(value) || value[0] !== walk || value.length !== length || !value.every((v) => typeof v === "string")) {
-    throw new ValidationError("INVALID_OPTION", "this page's cursor does not belong to these filters: start again from the first page");
-  }
-  return value.slice(1) as string[];
 }

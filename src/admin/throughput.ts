@@ -9,6 +9,7 @@
 import type { Sql } from "postgres";
 import { operatorRead } from "../db/operator-read.js";
 import { tables } from "../db/tables.js";
+import { ValidationError } from "../errors.js";
 import { assertInteger, assertQueueName } from "../validate.js";
 
 /** Rows read per queue and minute before extrapolating: ±20% or so on a full minute's count. */
@@ -33,8 +34,10 @@ export interface Throughput {
 
 export interface ThroughputRequest {
   queue: string;
-  /** Minutes to read, ending with the current one: 1 to 60. */
+  /** Minutes to read, 1 to 60, ending with the current one, or with the one before `before`. */
   minutes: number;
+  /** A minute's start: read the minutes before it (a stretch of the past, whatever the clocks say). */
+  before?: Date;
 }
 
 interface Row {
@@ -53,6 +56,7 @@ export async function readThroughput(sql: Sql, schema: string, requests: Through
   for (const r of requests) {
     assertQueueName(r.queue);
     assertInteger(r.minutes, "minutes", 1, 60);
+    if (r.before !== undefined && r.before.getTime() % 60_000 !== 0) throw new ValidationError("INVALID_OPTION", "before is the start of a minute");
   }
   const t = tables(sql, schema);
   return operatorRead(sql, async (tx) => {
@@ -60,9 +64,10 @@ export async function readThroughput(sql: Sql, schema: string, requests: Through
       select q.queue, m.minute, s.n, s.completed, s.failed, now() as at,
              extract(epoch from least(m.minute + interval '1 minute', now()) - m.minute)::float8 * 1000 as window_ms,
              extract(epoch from least(m.minute + interval '1 minute', now()) - s.oldest)::float8 * 1000 as covered_ms
-      from unnest(${requests.map((r) => r.queue)}::text[], ${requests.map((r) => r.minutes)}::int[]) q(queue, minutes)
-      cross join lateral generate_series(date_trunc('minute', now()) - (q.minutes - 1) * interval '1 minute',
-                                         date_trunc('minute', now()), interval '1 minute') m(minute)
+      from unnest(${requests.map((r) => r.queue)}::text[], ${requests.map((r) => r.minutes)}::int[],
+                  ${requests.map((r) => r.before?.toISOString() ?? null)}::text[]) q(queue, minutes, before)
+      cross join lateral (select coalesce(q.before::timestamptz - interval '1 minute', date_trunc('minute', now())) as minute) last
+      cross join lateral generate_series(last.minute - (q.minutes - 1) * interval '1 minute', last.minute, interval '1 minute') m(minute)
       cross join lateral (
         select count(*)::int as n,
                (count(*) filter (where h.state = 'completed'))::int as completed,
@@ -75,6 +80,7 @@ export async function readThroughput(sql: Sql, schema: string, requests: Through
       ) s
       order by q.queue, m.minute`;
     const at = rows[0]?.at ?? (await tx<{ now: Date }[]>`select now()`)[0]!.now;
+    // A queue asked for twice (the last minutes, and a stretch before them) gets both, in minute order.
     const queues = new Map<string, ThroughputPoint[]>(requests.map((r) => [r.queue, []]));
     for (const row of rows) {
       const estimated = row.n >= SAMPLE && row.covered_ms !== null && row.covered_ms < row.window_ms;

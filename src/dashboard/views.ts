@@ -6,7 +6,8 @@ import type { Inspection, QueueInspection } from "../admin/inspect.js";
 import type { Health } from "../admin/health.js";
 import type { JobDetail, JobPage, JobErrorEntry, ListedState } from "../admin/jobs.js";
 import type { ThroughputPoint } from "../admin/throughput.js";
-import { LISTED_STATES } from "../admin/jobs.js";
+import { FINISHED_LISTINGS } from "../admin/jobs.js";
+import { HOUR_MINUTES } from "./throughput.js";
 import type { WorkerInfo } from "../admin/workers.js";
 import type { ErrorDetails } from "../error-record.js";
 import type { Schedule, Subscription } from "../types.js";
@@ -102,18 +103,22 @@ function overviewWarnings(d: OverviewData): string[] {
   return out;
 }
 
-/** Completed (green) and failed (red) per minute over the last hour, as inline SVG bars, the current minute last. */
+/**
+ * Completed (green) and failed (red) per minute over the last hour, as inline SVG bars, the
+ * current minute last; while the chart is still filling the hour in, it says how much it shows.
+ */
 function chart(points: ThroughputPoint[]): Html {
   const max = Math.max(1, ...points.map((p) => p.completed + p.failed));
   const total = points.reduce((s, p) => ({ completed: s.completed + p.completed, failed: s.failed + p.failed }), { completed: 0, failed: 0 });
   const rate = total.completed + total.failed === 0 ? 0 : (100 * total.failed) / (total.completed + total.failed);
   const about = points.some((p) => p.estimated) ? "~" : "";
-  const offset = 60 - points.length;
-  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${about}${total.completed} completed, ${about}${total.failed} failed in the last hour">${points.map((p, i) => {
+  const whole = points.length >= HOUR_MINUTES;
+  const offset = HOUR_MINUTES - points.length;
+  return html`<svg class="chart" width="120" height="24" viewBox="0 0 120 24" role="img" aria-label="${about}${total.completed} completed, ${about}${total.failed} failed in the last ${whole ? "hour" : `${points.length} minutes`}">${points.map((p, i) => {
     const ok = (22 * p.completed) / max;
     const bad = (22 * p.failed) / max;
     return html`<rect class="ok" x="${(offset + i) * 2}" y="${24 - ok}" width="1.6" height="${ok}"><title>${p.minute.toISOString().slice(11, 16)}: ${p.completed} completed, ${p.failed} failed</title></rect><rect class="bad" x="${(offset + i) * 2}" y="${24 - ok - bad}" width="1.6" height="${bad}"></rect>`;
-  })}</svg> <span class="muted throughput">${about}${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed</span>`;
+  })}</svg> <span class="muted throughput">${about}${total.completed.toLocaleString("en")} done · ${rate.toFixed(1)}% failed${whole ? "" : ` · last ${points.length} min so far`}</span>`;
 }
 
 export function age(ms: number): string {
@@ -131,20 +136,30 @@ export type JobsQuery = {
   payload?: string;
 };
 
+/** The state filter's choices, by where the jobs are. */
+const STATE_CHOICES: readonly [string, readonly [ListedState, string][]][] = [
+  ["Live", [["ready", "ready"], ["scheduled", "scheduled"], ["running", "running"], ["retrying", "retrying"]]],
+  ["Dead (to retry or delete)", [["dead", "dead"]]],
+  ["Finished (history)", FINISHED_LISTINGS.map((s) => [s, s === "finished" ? "any finished" : s])],
+];
+
 /**
  * The list, with its bulk actions: dead jobs are retried or deleted, live ones cancelled, ticked
  * or all that match (a whole queue's live jobs, or the dead jobs of a queue or of all of them).
+ * Finished jobs have none: each links to its page, with its result.
  */
 export function jobsPage(v: View, query: JobsQuery, page: JobPage, bulk: Count | undefined): Html {
   const dead = query.state === "dead";
-  const selectable = !v.readOnly && page.jobs.length > 0;
+  const finished = (FINISHED_LISTINGS as readonly (ListedState | undefined)[]).includes(query.state);
+  const selectable = !v.readOnly && !finished && page.jobs.length > 0;
   const nextUrl = page.next ? `${v.base}/jobs?${new URLSearchParams({ ...definedOnly(query), cursor: page.next })}` : undefined;
   const bulkFields = definedOnly({ queue: query.queue });
   const n = bulk ? `${bulk.estimated ? "~" : ""}${bulk.n.toLocaleString("en")}` : "";
   return html`<h1>Jobs</h1>
 <form class="filters" method="get" action="${v.base}/jobs">
 <label>Queue<input name="queue" value="${query.queue ?? ""}"></label>
-<label>State<select name="state"><option value="">any live</option>${LISTED_STATES.map((s) => html`<option ${s === query.state ? html`selected` : ""}>${s}</option>`)}</select></label>
+<label>State<select name="state"><option value="">any live</option>${STATE_CHOICES.map(([group, choices]) => html`<optgroup label="${group}">${
+  choices.map(([s, label]) => html`<option value="${s}" ${s === query.state ? html`selected` : ""}>${label}</option>`)}</optgroup>`)}</select></label>
 <label>Id<input name="id" value="${query.id ?? ""}" inputmode="numeric" size="8"></label>
 <label>Payload contains<input name="payload" value="${query.payload ?? ""}" placeholder='{"user":42} or text'></label>
 <button>Filter</button></form>
@@ -152,7 +167,7 @@ ${bulk && bulk.n > 0 ? html`<p>${dead
     ? html`${action(v, "/jobs/retry", { ...bulkFields, scope: "all" }, `Retry all ${n} matching`)} ${action(v, "/jobs/delete", { ...bulkFields, scope: "all" }, `Delete all ${n} matching`)}`
     : action(v, "/jobs/cancel", { ...bulkFields, scope: "all" }, `Cancel all ${n} in ${query.queue ?? ""}`)}</p>` : ""}
 ${selectable ? html`<form method="post" id="selected" action="${v.base}/jobs/${dead ? "retry" : "cancel"}"><input type="hidden" name="_csrf" value="${v.csrf}">` : ""}
-<table><thead><tr>${selectable ? html`<th></th>` : ""}<th>Id</th><th>Queue</th><th>State</th><th>Payload</th><th class="n">Attempts</th><th>${dead ? "Died" : "Runs at"}</th><th>Last error</th></tr></thead><tbody>
+<table><thead><tr>${selectable ? html`<th></th>` : ""}<th>Id</th><th>Queue</th><th>State</th><th>Payload</th><th class="n">Attempts</th><th>${dead ? "Died" : finished ? "Finished" : "Runs at"}</th><th>Last error</th></tr></thead><tbody>
 ${page.jobs.length === 0 ? html`<tr><td colspan="8" class="muted">No jobs match${page.walkStopped ? " in this stretch" : ""}.</td></tr>` : ""}
 ${page.jobs.map((j) => html`<tr>${selectable ? html`<td><input type="checkbox" name="ids" value="${j.id}" aria-label="select job ${j.id}"></td>` : ""}
 <td><a href="${v.base}/jobs/${j.id}">${j.id}</a></td><td>${j.queue}</td><td><span class="badge ${j.state}">${j.state}</span></td>
