@@ -156,4 +156,16 @@ test("inspect(), stats() and the claim at a million jobs, before and after ANALY
   await explained`select set_config('auto_explain.log_nested_statements', 'off', false)`;
   t.diagnostic(`a limited queue's claim of 100 with 1,000 running: ${limited}`);
   assert.deepEqual(planProblems(limitedFrom), []);
+
+  // Claims after a connection's first reuse one generic plan (sql/claim.ts): it walks the same
+  // indexes, bounded, without JIT, across several queues as for one.
+  const planned = () => explained<[{ generic: number; custom: number }]>`
+    select generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements where statement like '%claimable as%'`;
+  const [before] = await planned();
+  const genericFrom = notices.length;
+  const { jobs: again } = await claimJobs(explained, tables(explained, "pgq"), { queues: QUEUES, limit: 1000, worker: "plans", leaseMs: 60_000 });
+  assert.equal(again.length, 1000);
+  assert.deepEqual(planProblems(genericFrom), []);
+  const [after] = await planned();
+  assert.deepEqual(after, { generic: before!.generic + 1, custom: before!.custom }, "a later claim reuses the generic plan");
 });
