@@ -8,6 +8,7 @@ import postgres from "postgres";
 import type { ProcessingMode } from "../src/index.js";
 import { tables } from "../src/db/tables.js";
 import { claimJobs, type ClaimBound } from "../src/sql/claim.js";
+import { rescueLapsedLeases } from "../src/sql/rescue.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -57,6 +58,31 @@ test("while a snapshot is held, a claim from its bound reads a few buffers where
   assert.deepEqual([fromHead.claimed, fromBound.claimed, next.claimed], [1, 1, 1]);
   assert.ok(fromBound.buffers * 10 < fromHead.buffers, `${fromBound.buffers} buffers from the bound, ${fromHead.buffers} from the head`);
   assert.ok(next.buffers * 10 < fromHead.buffers, `${next.buffers} buffers from the next bound`);
+});
+
+test("while a snapshot is held, the walk for lapsed leases starts where the last one ended; one from the head finds a lease behind it", async (t) => {
+  // 1,000 jobs leased and finished under the held snapshot: 1,000 dead entries of lease ends a minute ago in jobs_leased.
+  await db`insert into pgq.jobs (queue, payload) select 'leases', '{}' from generate_series(1, 1000)`;
+  const { jobs } = await claimJobs(db, tb, { queues: ["leases"], limit: 1000, worker: "w", leaseMs: -60_000 });
+  await db`delete from pgq.jobs where queue = 'leases'`;
+  assert.equal(jobs.length, 1000);
+  const rescueBuffers = async (from: Date | null) => {
+    const seen = notices.length;
+    const rescue = await rescueLapsedLeases(explained, tables(explained, "pgq"), from);
+    const plans = notices.slice(seen).map((n) => JSON.parse(n.slice(n.indexOf("{"))) as { "Query Text": string; Plan: Record<string, number> });
+    const walk = plans.find((p) => p["Query Text"].includes("locked_until < now()"))!;
+    return { ...rescue, buffers: walk.Plan["Shared Hit Blocks"]! + walk.Plan["Shared Read Blocks"]! };
+  };
+  const fromHead = await rescueBuffers(null);
+  const resumed = await rescueBuffers(fromHead.next);
+  t.diagnostic(`walk for lapsed leases behind 1,000 dead entries: ${fromHead.buffers} buffers from the head, ${resumed.buffers} from where it ended`);
+  assert.ok(resumed.buffers * 10 < fromHead.buffers, `${resumed.buffers} buffers resumed, ${fromHead.buffers} from the head`);
+
+  const [{ id }] = await db<[{ id: string }]>`
+    insert into pgq.jobs (queue, payload, attempts, locked_by, lease_token, locked_until)
+    values ('leases', '{}', 1, 'gone', gen_random_uuid(), ${resumed.next!}::timestamptz - interval '1 minute') returning id::text`;
+  assert.deepEqual((await rescueBuffers(resumed.next)).outcomes, [], "a lease behind where the walk resumes is not seen there");
+  assert.deepEqual((await rescueBuffers(null)).outcomes.map((o) => o.id), [id], "the walk from the head finds it");
 });
 
 for (const mode of ["transaction", "lease"] as ProcessingMode[]) {

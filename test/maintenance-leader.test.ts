@@ -108,7 +108,7 @@ test("a rescue tells every process's workers, one `queue\\nrewind` per queue of 
   await db`
     update pgq.jobs set attempts = 1, locked_by = 'gone', lease_token = gen_random_uuid(), locked_until = now() - interval '1 second'
     where id = any(${ids}::bigint[])`;
-  const rescued = await rescueLapsedLeases(db, tables(db, "pgq"));
+  const { outcomes: rescued } = await rescueLapsedLeases(db, tables(db, "pgq"));
   await waitFor(() => heard.length >= 2, { what: "the rescue's notifications" });
   await listening.unlisten();
   assert.equal(rescued.length, 3);

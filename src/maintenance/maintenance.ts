@@ -37,6 +37,8 @@ const LEAD_EVERY_MS = 1_000;
 /** Rescue at least this often, whatever the workers' poll: other workers' lapsed jobs wait on it. */
 const RESCUE_MAX_INTERVAL_MS = 5_000;
 const RESCUE_MIN_INTERVAL_MS = 1_000;
+/** The walk for lapsed leases starts where the last one ended, and from the head this often (sql/rescue.ts). */
+const RESCUE_FROM_HEAD_EVERY_MS = 60_000;
 /** Look for workers whose session ended this often: one cheap statement (findLostWorkers). */
 const LOST_WORKERS_EVERY_MS = 500;
 /**
@@ -63,6 +65,9 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private running: Promise<void> | undefined;
   private rescueEveryMs = RESCUE_MAX_INTERVAL_MS;
   private nextRescueAt = 0;
+  /** Where the next walk for lapsed leases starts; null from the head. */
+  private rescueFrom: Date | null = null;
+  private nextRescueFromHeadAt = 0;
   private nextLostCheckAt = 0;
   private nextForgetAt = 0;
   private nextExpireAt = 0;
@@ -138,7 +143,7 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
     // A new leader, or this one after its marker was lost: every task is due now, and what was
     // suspected before is looked at afresh.
     this.log.info("this process leads maintenance (rescue, cron, expiry, history) for the schema");
-    this.nextRescueAt = this.nextLostCheckAt = this.nextForgetAt = this.nextExpireAt = this.nextHistoryAt = 0;
+    this.nextRescueAt = this.nextRescueFromHeadAt = this.nextLostCheckAt = this.nextForgetAt = this.nextExpireAt = this.nextHistoryAt = 0;
     this.suspects.clear();
     return true;
   }
@@ -188,7 +193,12 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
 
   private async rescue(): Promise<void> {
     try {
-      const rescued = await bounded(rescueLapsedLeases(this.pool.sql, this.tables), STATEMENT_BOUND_MS, "rescuing lapsed leases");
+      if (performance.now() >= this.nextRescueFromHeadAt) {
+        this.nextRescueFromHeadAt = performance.now() + RESCUE_FROM_HEAD_EVERY_MS;
+        this.rescueFrom = null;
+      }
+      const { outcomes: rescued, next } = await bounded(rescueLapsedLeases(this.pool.sql, this.tables, this.rescueFrom), STATEMENT_BOUND_MS, "rescuing lapsed leases");
+      this.rescueFrom = next;
       if (rescued.length > 0) {
         this.log.warn({ jobs: rescued.length }, "rescued jobs whose worker stopped renewing their lease");
         this.emit("rescued", rescued.length);

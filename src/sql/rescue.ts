@@ -10,21 +10,42 @@ import { heldWorkerLocks } from "./workers.js";
 
 const BATCH = 500;
 
+/** What a walk for lapsed leases did, and where the next may start. */
+export interface LapsedRescue {
+  outcomes: FailureOutcome[];
+  /** The next walk may start at this lease end: every live lease before it was seen by this one. */
+  next: Date | null;
+}
+
+/** A lease taken by a statement still in flight when a walk passes may end this far before the walk's time. */
+const LATE_LEASE_SLACK_MS = 5_000;
+
 /**
  * Records a failed attempt for every job whose lease lapsed (its worker died, hung or lost the
  * database) and makes it claimable again at once; a job that was on its last attempt moves to
  * dead_jobs saying that its worker died. Any process may run this at any time: the failure is
  * fenced by the lease token and applies only while the lease is still lapsed, so a worker
  * that renews in time keeps its job, and two rescuers never both record the same attempt.
- * The lapsed leases are read along jobs_leased, oldest first.
+ *
+ * The lapsed leases are read along jobs_leased, oldest first, from `from`: with a snapshot held
+ * open, the index keeps an entry for every job finished since, all with past lease ends, and a
+ * walk from the head re-reads them all (issue 17). A walk that saw every lapsed lease returns
+ * where the next may start: its own time, less a slack for leases taken by statements in flight
+ * as it walked; any lease taken later ends after that. The caller walks from the head now and
+ * then all the same (maintenance.ts), for a lease that slipped behind.
  */
-export async function rescueLapsedLeases(sql: Sql, t: Tables): Promise<FailureOutcome[]> {
-  const lapsed = await sql<{ id: string; queue: string; lease_token: string; locked_by: string | null; locked_until: Date }[]>`
-    select id, queue, lease_token, locked_by, locked_until
-    from ${t.jobs}
-    where locked_until < now()
-    order by locked_until
-    limit ${BATCH}`;
+export async function rescueLapsedLeases(sql: Sql, t: Tables, from: Date | null = null): Promise<LapsedRescue> {
+  const rows = await sql<{ id: string | null; queue: string; lease_token: string; locked_by: string | null; locked_until: Date; next: Date }[]>`
+    select l.*, now() - ${LATE_LEASE_SLACK_MS}::double precision * interval '1 millisecond' as next
+    from (select 1) one
+    left join lateral (
+      select id, queue, lease_token, locked_by, locked_until
+      from ${t.jobs}
+      where locked_until < now() and locked_until >= coalesce(${from}::timestamptz, '-infinity')
+      order by locked_until
+      limit ${BATCH}
+    ) l on true`;
+  const lapsed = rows.filter((r): r is (typeof r & { id: string }) => r.id !== null);
   const outcomes = await failJobs(
     sql,
     t,
@@ -37,7 +58,8 @@ export async function rescueLapsedLeases(sql: Sql, t: Tables): Promise<FailureOu
     "lapsed",
   );
   await announceRescued(sql, t, lapsed, outcomes);
-  return outcomes;
+  // A full batch may have left lapsed leases behind: the next walk starts where this one did.
+  return { outcomes, next: lapsed.length < BATCH ? rows[0]!.next : from };
 }
 
 export interface LostWorker {
@@ -93,7 +115,7 @@ export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]):
  * Tells every process's workers that rescued jobs are claimable, one `queue\nrewind` per queue:
  * failJobs() moves no job into a queue (the ready trigger fires on inserts only), and the rescuer
  * is one process (src/maintenance/maintenance.ts) whose own workers may not take these queues.
- * `rewind`, because a rescued job keeps its place, behind the claim bounds (src/worker/claim-bounds.ts).
+ * `rewind`, because a rescued job's run_at may lie behind the claim bounds (src/worker/claim-bounds.ts).
  */
 async function announceRescued(sql: Sql, t: Tables, jobs: { id: string; queue: string }[], outcomes: FailureOutcome[]): Promise<void> {
   const retrying = new Set(outcomes.filter((o) => o.outcome === "retrying").map((o) => o.id));
