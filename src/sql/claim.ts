@@ -249,7 +249,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
 
 /** The fragment of the claim's first CTE that makes later claims on its connection reuse one plan. */
 function planOnce(sql: Sql) {
-  const prepared = (sql.options as { prepare?: boolean }).prepare !== false;
+  const prepared = (sql.options as { prepare?: boolean } | undefined)?.prepare !== false;
   return prepared ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false)` : sql``;
 }
 

@@ -28,6 +28,7 @@ import type { Completer } from "./completer.js";
 import type { WorkerEvents } from "./events.js";
 import { handlerFor, type Handlers, type WorkerSettings } from "./settings.js";
 import type { SlotConnections } from "./slot-connections.js";
+import type { AttemptAbort } from "./attempt-abort.js";
 import type { Running } from "./slots.js";
 
 export interface ExecutorDeps {
@@ -65,7 +66,7 @@ export class Executor {
     const job = publicJob(claimed);
     const log = this.deps.log.child({ queue: job.queue, jobId: job.id, attempt: job.attempts });
     const timeoutMs = claimed.timeout_ms ?? settings.timeoutMs;
-    const timer = timeoutMs === null ? undefined : setTimeout(() => entry.controller.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
+    const timer = timeoutMs === null ? undefined : setTimeout(() => entry.abort.abort(new JobTimeoutError(timeoutMs)), timeoutMs);
     const started = performance.now();
     const span = processSpan(claimed, settings.mode);
     events.emit("started", job, waitedMs(entry, started));
@@ -86,16 +87,14 @@ export class Executor {
   private async inTransaction(entry: Running, job: Job, log: Logger, timeoutMs: number | null): Promise<void> {
     const { pool, tables, settings } = this.deps;
     const connections = this.deps.connections!;
-    const { signal } = entry.controller;
     const handler = handlerFor(this.deps.handlers, job.queue);
     const connection = connections.take();
     // An aborted attempt must roll back now, not when the handler's slow query ends.
-    const cancel = () => {
+    const stopCancelling = entry.abort.onAbort(() => {
       if (!entry.finishing) connection.cancelRunning(pool.sql).catch((e: unknown) => log.warn({ err: e }, "could not cancel the handler's query"));
-    };
-    signal.addEventListener("abort", cancel, { once: true });
+    });
     const transaction = connection.transaction(async (tx) => {
-      const value = await untilAborted(() => handler(job, this.context(entry, tx, log)), signal);
+      const value = await untilAborted(() => handler(job, this.context(entry, tx, log)), entry.abort);
       const result = this.resultText(value);
       entry.finishing = true;
       await this.deps.untilMarked();
@@ -104,7 +103,7 @@ export class Executor {
     });
     void transaction
       .finally(() => {
-        signal.removeEventListener("abort", cancel);
+        stopCancelling();
         connections.giveBack(connection);
       })
       .catch(() => undefined);
@@ -113,9 +112,8 @@ export class Executor {
   }
 
   private async underLease(entry: Running, job: Job, log: Logger): Promise<void> {
-    const { signal } = entry.controller;
     const handler = handlerFor(this.deps.handlers, job.queue);
-    const value = await untilAborted(() => handler(job, this.context(entry, this.deps.handlerSql!, log)), signal);
+    const value = await untilAborted(() => handler(job, this.context(entry, this.deps.handlerSql!, log)), entry.abort);
     const result = this.resultText(value);
     entry.finishing = true;
     this.deps.freeSlot(job.id);
@@ -126,7 +124,9 @@ export class Executor {
     const { id, lease_token: token } = entry.claimed;
     return {
       sql,
-      signal: entry.controller.signal,
+      get signal() {
+        return entry.abort.signal;
+      },
       log,
       progress: async (value) => {
         const text = serializePayload(value, MAX_PROGRESS_BYTES, "the progress value");
@@ -143,13 +143,13 @@ export class Executor {
   private async failed(entry: Running, job: Job, error: unknown, log: Logger, started: number): Promise<AttemptOutcome> {
     const { completer, events, settings } = this.deps;
     const { claimed } = entry;
-    if (entry.controller.signal.reason instanceof JobCancelledError) {
+    if (entry.abort.reason instanceof JobCancelledError) {
       log.info("job cancelled while it ran; nothing it did after that was kept");
       events.emit("cancelled", job);
       return "cancelled";
     }
     if (error instanceof LeaseLostError) return this.leaseLost(job, error, log, started, "lost the job's lease; its result was discarded");
-    if (entry.controller.signal.reason instanceof WorkerStoppedError && !entry.finishing) {
+    if (entry.abort.reason instanceof WorkerStoppedError && !entry.finishing) {
       await completer.release([claimed], log);
       return "released";
     }
@@ -196,12 +196,11 @@ function waitedMs(entry: Running, now: number): number {
   return Math.max(0, entry.claimed.waited_ms + now - entry.claimedAt);
 }
 
-/** Runs the handler, settling early with the signal's reason if the attempt is aborted. */
-function untilAborted(run: () => unknown, signal: AbortSignal): Promise<unknown> {
+/** Runs the handler, settling early with the reason if the attempt is aborted. */
+function untilAborted(run: () => unknown, abort: AttemptAbort): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    new Promise((r) => r(run())).then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    if (abort.aborted) return reject(abort.reason);
+    const stop = abort.onAbort(reject);
+    new Promise((r) => r(run())).then(resolve, reject).finally(stop);
   });
 }

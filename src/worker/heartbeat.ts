@@ -32,7 +32,7 @@ export async function renewHeld(pool: OwnPool, tables: Tables, slots: Slots, lea
   }
   // Not renewed, or past leaseMs without a renewal: another worker may already have the job.
   const lost = (h: Held) => (renewed ? !renewed.has(h.claimed.id) : performance.now() - h.renewedAt > leaseMs);
-  for (const r of running) if (!r.finishing && lost(r)) r.controller.abort(new LeaseLostError(r.claimed.id));
+  for (const r of running) if (!r.finishing && lost(r)) r.abort.abort(new LeaseLostError(r.claimed.id));
   // A waiting job may have started meanwhile; then its slot's own renewal decides.
   for (const w of waiting) if (lost(w)) slots.dropWaiting(w);
 }

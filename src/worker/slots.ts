@@ -1,6 +1,7 @@
 // A worker's execution slots: the jobs running now, and the jobs claimed ahead of a free slot
 // (claim-ahead.ts), each with the lease the worker must keep renewing.
 import type { ClaimedJob } from "../sql/claim.js";
+import { AttemptAbort } from "./attempt-abort.js";
 import { ClaimAhead } from "./claim-ahead.js";
 
 /** A claimed job whose lease this worker holds. */
@@ -13,7 +14,7 @@ export interface Held {
 }
 
 export interface Running extends Held {
-  controller: AbortController;
+  abort: AttemptAbort;
   /** The handler returned: the job is being completed, and its lease no longer matters. */
   finishing: boolean;
 }
@@ -53,7 +54,7 @@ export class Slots {
   startWaiting(run: (entry: Running) => void): void {
     while (this.waiting.length > 0 && this.running.size < this.concurrency) {
       const { claimed, renewedAt, claimedAt } = this.waiting.shift()!;
-      const entry: Running = { claimed, renewedAt, claimedAt, controller: new AbortController(), finishing: false };
+      const entry: Running = { claimed, renewedAt, claimedAt, abort: new AttemptAbort(), finishing: false };
       this.running.set(claimed.id, entry);
       run(entry);
     }
@@ -84,11 +85,11 @@ export class Slots {
   /** A job q.cancel() took (its row is already gone): aborted if it runs, dropped if it waits. */
   cancel(id: string, reason: Error): void {
     const running = this.running.get(id);
-    if (running && !running.finishing) running.controller.abort(reason);
+    if (running && !running.finishing) running.abort.abort(reason);
     this.waiting = this.waiting.filter((w) => w.claimed.id !== id);
   }
 
   abortRunning(reason: Error): void {
-    for (const r of this.running.values()) if (!r.finishing) r.controller.abort(reason);
+    for (const r of this.running.values()) if (!r.finishing) r.abort.abort(reason);
   }
 }
