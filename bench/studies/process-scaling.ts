@@ -93,6 +93,11 @@ async function scalingRun(url: string, sql: Sql, count: number, options: Process
 async function manyProcesses(url: string, sql: Sql, options: ProcessScalingOptions): Promise<void> {
   const [{ max }] = await sql<{ max: number }[]>`select current_setting('max_connections')::int as max`;
   console.log(`\n## ${MANY} \`pgq work\` processes against a server with max_connections = ${max}\n`);
+  const postmaster = await postmasterOf(sql);
+  const floor = serverTicks(postmaster);
+  await sleep(IDLE_MS);
+  const floorPercent = cpuPercent(serverTicks(postmaster) - floor);
+  console.log(`- the server alone, before any process starts, for ${IDLE_MS / 1000} s: ${floorPercent.toFixed(2)}% of one core`);
   const workers = Array.from({ length: MANY }, () => startWorker(url, options));
   try {
     const ready = (await Promise.all(workers.map((w) => withBound(w.ready, READY_BOUND_MS)))).filter(Boolean).length;
@@ -102,7 +107,7 @@ async function manyProcesses(url: string, sql: Sql, options: ProcessScalingOptio
     await sleep(2000); // let start-up (migration checks, first claims) settle before measuring idleness
     console.log(`- client connections once started and idle: ${await clientConnections(sql)}`);
 
-    const idle = await idleCost(sql, workers);
+    const idle = await idleCost(sql, postmaster, workers);
     console.log(
       `- idle for ${IDLE_MS / 1000} s: database processes used ${idle.serverCpuPercent.toFixed(2)}% of one core ` +
         `(${(idle.serverCpuPercent / availableParallelism()).toFixed(2)}% of the machine's ${availableParallelism()} cores); ` +
@@ -148,9 +153,15 @@ async function clientConnections(sql: Sql): Promise<number> {
   return row!.n;
 }
 
-async function idleCost(sql: Sql, workers: WorkerProcess[]) {
+/** The server's main process: the parent of this session's backend. */
+async function postmasterOf(sql: Sql): Promise<number> {
   const [backend] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
-  const postmaster = procStat(backend!.pid)!.ppid;
+  return procStat(backend!.pid)!.ppid;
+}
+
+const cpuPercent = (ticks: number) => (ticks / TICKS_PER_SECOND / (IDLE_MS / 1000)) * 100;
+
+async function idleCost(sql: Sql, postmaster: number, workers: WorkerProcess[]) {
   const workerPids = workers.filter((w) => w.child.exitCode === null).map((w) => w.child.pid!);
   const before = serverTicks(postmaster);
   const workersBefore = cpuTicks(workerPids);
@@ -162,10 +173,9 @@ async function idleCost(sql: Sql, workers: WorkerProcess[]) {
     select calls::int as calls, total_exec_time::float8 as "totalMs", regexp_replace(query, '\\s+', ' ', 'g') as query from pg_stat_statements
     where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'
     order by calls desc`;
-  const percent = (ticks: number) => (ticks / TICKS_PER_SECOND / (IDLE_MS / 1000)) * 100;
   return {
-    serverCpuPercent: percent(after - before),
-    workersCpuPercent: percent(spent(workersBefore, workersAfter)),
+    serverCpuPercent: cpuPercent(after - before),
+    workersCpuPercent: cpuPercent(spent(workersBefore, workersAfter)),
     statementsPerSecond: perSecond(statements.reduce((sum, s) => sum + s.calls, 0)),
     statements: [...statements],
   };
