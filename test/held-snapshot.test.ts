@@ -59,6 +59,15 @@ test("while a snapshot is held, a claim from its bound reads a few buffers where
   assert.ok(next.buffers * 10 < fromHead.buffers, `${next.buffers} buffers from the next bound`);
 });
 
+test("a delayed job first in its queue does not put the bound past the jobs enqueued after it", async () => {
+  const queue = "bound-delayed";
+  await q.enqueue(queue, { later: true }, { delayMs: 3_600_000 });
+  const first = await claimJobs(db, tb, { queues: [queue], bounds: [null], limit: 1, worker: "w", leaseMs: 60_000 });
+  const { id } = await q.enqueue(queue, { now: true });
+  const next = await claimJobs(db, tb, { queues: [queue], bounds: [first.bounds.get(queue)!], limit: 1, worker: "w", leaseMs: 60_000 });
+  assert.deepEqual(next.jobs.map((j) => j.id), [id]);
+});
+
 for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
   test(`${mode} mode: what lands behind a worker's bound still runs: a late commit, a higher priority, a past run_at, a promoted group member`, async () => {
     const queue = `behind-${mode}`;

@@ -95,8 +95,9 @@ export interface ClaimRequest {
  * row comparison is an index condition, so the walk begins at the bound. The statement also
  * finds where the next claim may start: the first entry of a live, unclaimed job at or after the
  * bound, as this statement sees it (so the jobs it claims, and those other claims hold, are still
- * counted), less a slack of 2 s for producers whose jobs commit a little after their run_at was
- * taken; with none, the statement's own time less the slack.
+ * counted), but no later than the statement's own time (a delayed job first in its priority would
+ * put the bound past the jobs enqueued next), less a slack of 2 s for producers whose jobs commit
+ * a little after their run_at was taken.
  *
  * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
  * out: the claim steps over it, and it is finished as expired (src/sql/expire.ts) by
@@ -182,7 +183,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     -- statement claims as they were.
     next_bounds as (
       select budget.name, coalesce(f.priority, budget.bound_priority, 0) as priority,
-             coalesce(f.run_at, now()) - interval '2 seconds' as run_at,
+             least(f.run_at, now()) - interval '2 seconds' as run_at,
              f.expires_at <= now() or f.run_at < now() - budget.ttl_ms::double precision * interval '1 millisecond' as expired
       from budget
       left join lateral (

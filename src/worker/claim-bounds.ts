@@ -5,8 +5,8 @@
 // in BEGIN), the entry that the job had in jobs_claim cannot be removed, by VACUUM or by index
 // scans. A claim that starts at the head of its queue walks every one of them: after ten
 // minutes at 1,000 jobs/s, 600,000 entries and 56 ms per claim. Each claim here starts at a
-// bound instead: the first live entry that the previous claim saw, less 2 s of slack
-// (src/sql/claim.ts computes it in the same statement). Before it lie only dead entries, unless
+// bound instead: the first live entry that the previous claim saw, or its time if that entry is
+// a delayed job, less 2 s of slack (src/sql/claim.ts computes it in the same statement). Before it lie only dead entries, unless
 // a job lands there later:
 // - a job enqueued with a higher priority, or a run_at in the past, or group members promoted
 //   behind their finished head, or jobs a stopping worker released: their notifications say so
