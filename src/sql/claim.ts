@@ -44,6 +44,8 @@ export interface Claim {
   full: boolean;
   /** A rate-limited queue's window is full: its next start is free in this many ms. */
   nextSlotInMs: number | null;
+  /** Asked for (ClaimRequest.nextDue) and the claim was short: the next delayed job of the queues is due in this many ms; null if none waits. */
+  nextDueInMs: number | null;
 }
 
 export interface ClaimRequest {
@@ -53,6 +55,8 @@ export interface ClaimRequest {
   limit: number;
   worker: string;
   leaseMs: number;
+  /** If the claim is short, also find when the next delayed job is due (on start and after each poll only: see below). */
+  nextDue?: boolean;
 }
 
 /**
@@ -111,10 +115,23 @@ export interface ClaimRequest {
  * and the worker that had it cannot complete it, since completions are fenced by the lease
  * token. Everything that must survive a crash waits for the disk: a transaction-mode job's
  * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
+ *
+ * With `nextDue`, a claim that takes fewer jobs than its limit also says how many ms until the
+ * next job of its queues comes due, so that an idle worker sleeps exactly until then (notifications
+ * tell it of delayed jobs enqueued meanwhile, but not of other workers' retries). No index is
+ * ordered by run_at alone, so this reads the queues' waiting entries of jobs_claim: it is asked for
+ * only on start and at each poll, and it is a column of this statement only then, so that the
+ * claims in between, the many, are neither slowed nor costed (planned past jit_above_cost) by it.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
   const bounds = request.bounds ?? [];
-  type Row = ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string; bounds: [string, number, number][] | null; expired_ahead: boolean };
+  const nextDue = request.nextDue
+    ? sql`, case when (select count(*) from claimed) < ${request.limit} then (
+             select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8
+             from ${t.jobs} j
+             where j.queue = any(${request.queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()) end as next_due_ms`
+    : sql``;
+  type Row = ClaimedJob & { id: string | null; at_limit: boolean; next_slot_ms: number | null; recorded: string; bounds: [string, number, number][] | null; expired_ahead: boolean; next_due_ms?: number | null };
   const rows = await sql<Row[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)),
     budget as materialized (
@@ -206,7 +223,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       where (budget.rate_per_ms is not null or budget.key_rate_per_ms is not null) and n.started > 0
     )
     -- Always one row at least, to carry the budget's news when nothing was claimed.
-    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded, m.bounds, m.expired_ahead
+    select c.*, coalesce(m.at_limit, false) as at_limit, m.next_slot_ms, m.recorded, m.bounds, m.expired_ahead ${nextDue}
     from (select bool_or(b.at_limit) as at_limit, min(b.next_slot_ms) as next_slot_ms,
                  (select count(*) from recorded) as recorded,
                  (select json_agg(json_build_array(n.name, n.priority, extract(epoch from n.run_at) * 1000)) from next_bounds n) as bounds,
@@ -216,24 +233,9 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     -- RETURNING keeps no order: a worker starts its batch in this one, FIFO within a priority.
     order by c.priority, c.run_at, c.id`;
   const jobs: ClaimedJob[] = [];
-  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, bounds: _bounds, expired_ahead: _expired, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
+  for (const { at_limit: _atLimit, next_slot_ms: _next, recorded: _recorded, bounds: _bounds, expired_ahead: _expired, next_due_ms: _due, ...job } of rows) if (job.id !== null) jobs.push(job as ClaimedJob);
   const next = new Map((rows[0]?.bounds ?? []).map(([queue, priority, ms]) => [queue, { priority, runAt: new Date(ms) }]));
-  return { jobs, bounds: next, expiredAhead: rows[0]?.expired_ahead ?? false, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null };
-}
-
-/**
- * How many ms until the next job of these queues comes due (database time), or null if none
- * waits. An idle worker asks on start and after each poll that found nothing, so it sleeps
- * exactly until then; notifications tell it of delayed jobs enqueued in the meantime. No
- * index is ordered by run_at alone, so this reads the queue's waiting entries of jobs_claim:
- * that is why it runs only when a worker is idle, at most once per poll.
- */
-export async function nextDueInMs(sql: Sql, t: Tables, queues: string[]): Promise<number | null> {
-  const [row] = await sql<{ ms: number | null }[]>`
-    select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8 as ms
-    from ${t.jobs} j
-    where j.queue = any(${queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()`;
-  return row?.ms ?? null;
+  return { jobs, bounds: next, expiredAhead: rows[0]?.expired_ahead ?? false, full: rows[0]?.at_limit ?? false, nextSlotInMs: rows[0]?.next_slot_ms ?? null, nextDueInMs: rows[0]?.next_due_ms ?? null };
 }
 
 /**

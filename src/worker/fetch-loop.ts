@@ -8,7 +8,7 @@ import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
-import { claimJobs, nextDueInMs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
+import { claimJobs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
 import { finishExpired } from "../sql/expire.js";
 import type { ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
@@ -49,7 +49,7 @@ export class FetchLoop {
     const { settings, pool, tables, slots, wake, bounds, log } = this.deps;
     const failures = new Backoff(CLAIM_RETRY);
     this.auditTimer = setInterval(() => this.runAside("auditing claim bounds", () => this.audit()), AUDIT_EVERY_MS);
-    // On start and after each poll: if the claim finds nothing, ask when the next job is due.
+    // On start and after each poll: if the claim is short, it also says when the next job is due.
     let askWhenDue = true;
     while (!this.stopping) {
       const startedAt = performance.now();
@@ -59,9 +59,9 @@ export class FetchLoop {
         continue;
       }
       try {
-        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs };
+        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs, nextDue: askWhenDue };
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
-        const { jobs, full, nextSlotInMs } = claim;
+        const { jobs, full, nextSlotInMs, nextDueInMs } = claim;
         bounds.claimed(claim.bounds);
         if (claim.expiredAhead) this.runAside("finishing expired jobs", () => finishExpired(this.deps.asidePool.sql, tables, log));
         if (failures.reset()) log.info("claiming works again");
@@ -72,12 +72,9 @@ export class FetchLoop {
         // window moves on, not by claiming again now.
         else if (full) wake.whenSlotFrees();
         if (nextSlotInMs !== null) wake.in(nextSlotInMs);
+        if (nextDueInMs !== null) wake.in(nextDueInMs);
         slots.claimed(jobs, startedAt, performance.now());
         this.deps.claimed(jobs);
-        if (askWhenDue && jobs.length < want) {
-          const dueInMs = await bounded(nextDueInMs(pool.sql, tables, settings.queues), STATEMENT_BOUND_MS, "finding the next due job");
-          if (dueInMs !== null) wake.in(dueInMs);
-        }
         askWhenDue = false;
         attempted();
       } catch (error) {
