@@ -8,6 +8,7 @@ import postgres from "postgres";
 import type { ProcessingMode } from "../src/index.js";
 import { tables } from "../src/db/tables.js";
 import { claimJobs, type ClaimBound } from "../src/sql/claim.js";
+import { ClaimBounds } from "../src/worker/claim-bounds.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -111,6 +112,23 @@ for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
     assert.ok(done.indexOf("group-1") < done.indexOf("group-2"), "the group's order holds");
   });
 }
+
+test("the audit looks behind the bounds of queues that heard a notification since it last looked, or behind all while not every one is heard", () => {
+  const bounds = new ClaimBounds(["a", "b", "c"]);
+  bounds.forClaim();
+  const at = { priority: 0, runAt: new Date() };
+  bounds.claimed(new Map([["a", at], ["b", at], ["c", at]]));
+  const audited = (hearsAll: boolean) => bounds.forAudit(hearsAll).map(([queue]) => queue);
+  assert.deepEqual(audited(true), [], "idle: nothing heard, nothing to read");
+  bounds.heard("a", { kind: "priority", priority: 0 });
+  bounds.heard("b", { kind: "priority", priority: -1 }); // ahead of b's bound: dropped, claimed from the head
+  bounds.forClaim();
+  bounds.heard("c", undefined); // heard during a claim, without saying where
+  bounds.claimed(new Map([["c", at]]));
+  assert.deepEqual(audited(true), ["a", "c"]);
+  assert.deepEqual(audited(true), [], "each heard notification is looked behind once");
+  assert.deepEqual(audited(false), ["a", "c"], "without LISTEN, every bound at every audit");
+});
 
 test("FIFO within a priority holds with bounds: one slot runs jobs in the order they were enqueued", async () => {
   const queue = "fifo";

@@ -17,7 +17,7 @@ import type { WakeUp } from "./wake-up.js";
 
 /** While claims fail: 100 ms, 200 ms, ... at most 10 s apart. */
 const CLAIM_RETRY = { baseMs: 100, maxMs: 10_000 };
-/** How often the claim bounds are audited (claim-bounds.ts): the longest an unannounced job behind a bound waits. */
+/** How often the claim bounds are audited (claim-bounds.ts): the longest a job behind a bound waits, while notifications are heard. */
 const AUDIT_EVERY_MS = 5_000;
 
 export interface FetchLoopDeps {
@@ -30,6 +30,8 @@ export interface FetchLoopDeps {
   slots: Slots;
   wake: WakeUp;
   bounds: ClaimBounds;
+  /** Whether every notification is heard now (LISTEN in place, and proven to deliver): the audit may then look only where one was heard. */
+  hearsAll: () => boolean;
   log: Logger;
   /** Jobs were claimed (and are waiting in the slots' buffer). */
   claimed: (jobs: ClaimedJob[]) => void;
@@ -107,7 +109,7 @@ export class FetchLoop {
   /** Drops every bound that has a claimable job behind it, and claims at once from the head. */
   private async audit(): Promise<void> {
     const { asidePool, tables, bounds, wake, log } = this.deps;
-    const behind = await queuesBehindBounds(asidePool.sql, tables, bounds.current());
+    const behind = await queuesBehindBounds(asidePool.sql, tables, bounds.forAudit(this.deps.hearsAll()));
     for (const queue of behind) bounds.rewind(queue);
     if (behind.length > 0) {
       log.debug({ queues: behind }, "jobs were waiting behind the claim bound");

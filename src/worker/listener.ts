@@ -133,6 +133,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return this.listening;
   }
 
+  /** LISTEN is in place and a probe was heard on it: every notification reaches the subscribers, unless the connection went deaf since (its probe finds that). */
+  get delivering(): boolean {
+    return this.listening && this.deliveryProven;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.stopProbing();
