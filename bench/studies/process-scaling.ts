@@ -200,20 +200,29 @@ function printStatements(statements: IdleStatement[], processes: number): void {
 }
 
 /**
- * All the CPU the server has used: the postmaster's own, that of its children it has reaped
- * (cutime + cstime: backends that came and went, such as connections opened for one statement),
- * and that of its live children. The difference of two readings is exact, whatever started or
- * ended between them.
+ * All the CPU the server has used, in clock ticks: the postmaster's own and its live children's
+ * (from /proc/<pid>/schedstat, in ns: ticks truncated per process would add up to a tick of noise
+ * for each of a hundred backends), and that of the children it has reaped (cutime + cstime:
+ * backends that came and went, such as connections opened for one statement). The difference of
+ * two readings is exact, whatever started or ended between them.
  */
 function serverTicks(postmaster: number): number {
   const own = procStat(postmaster)!;
-  let total = own.utime + own.stime + own.cutime + own.cstime;
+  let total = onCpuTicks(postmaster) + own.cutime + own.cstime;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    const child = procStat(Number(entry));
-    if (child?.ppid === postmaster) total += child.utime + child.stime;
+    if (procStat(Number(entry))?.ppid === postmaster) total += onCpuTicks(Number(entry));
   }
   return total;
+}
+
+/** The time a process (PostgreSQL's are single-threaded) has spent on a CPU, in ticks; 0 once it is gone. */
+function onCpuTicks(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / (1e9 / TICKS_PER_SECOND);
+  } catch {
+    return 0;
+  }
 }
 
 /** utime + stime of each live pid; a process that ends meanwhile is lost (undercounted), one that starts is counted whole. */
