@@ -11,7 +11,7 @@
 //
 //   npm run bench -- --scenario held-snapshot [--hold-minutes 10] [--rate 1000] [--systems ...]
 //   npm run bench -- --scenario steady [--minutes 10] [--rate 1000] [--systems ...]
-//   npm run bench -- --scenario process-scaling [--jobs 50000] [--concurrency 16] [--mode lease]
+//   npm run bench -- --scenario process-scaling [--jobs 50000] [--concurrency 16] [--mode lease] [--idle-only]
 //
 // The long-running scenarios of issue 17, instead of the comparison: latency per 10 s window
 // under a fixed-rate producer, with or without a snapshot held (bench/studies/windows.ts), and
@@ -56,6 +56,7 @@ const { values: flags } = parseArgs({
     jobs: { type: "string" },
     concurrency: { type: "string", default: "16" },
     mode: { type: "string", default: "lease" },
+    "idle-only": { type: "boolean", default: false },
   },
 });
 const LONG_SCENARIOS = ["held-snapshot", "steady", "process-scaling"];
@@ -121,6 +122,7 @@ try {
       concurrency: long.concurrency,
       mode: flags.mode as "lease" | "transaction",
       quick: flags.quick,
+      idleOnly: flags["idle-only"],
     });
   }
   if (flags.scale) await scaleStudy(server, flags.quick);

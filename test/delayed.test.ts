@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { tables } from "../src/db/tables.js";
 import { ValidationError, type Job, type JobContext } from "../src/index.js";
+import { claimJobs } from "../src/sql/claim.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -60,6 +62,20 @@ test("a delayed job enqueued while the worker idles runs promptly once due", asy
   await worker.stop();
   const lateMs = starts[0]!.startedAt.getTime() - (row!.run_at as Date).getTime();
   assert.ok(lateMs >= 0 && lateMs < 500, `started ${lateMs} ms after it was due`);
+});
+
+test("a short claim asked for it says when the next delayed job is due; a full one, or one not asked, does not look", async () => {
+  const queue = "next-due";
+  await q.enqueue(queue, {}, { delayMs: 60_000 });
+  await q.enqueue(queue, {});
+  await q.enqueue(queue, {});
+  const claim = (limit: number, nextDue: boolean) => claimJobs(db, tables(db, "pgq"), { queues: [queue], limit, worker: "w", leaseMs: 60_000, nextDue });
+  const full = await claim(1, true);
+  const notAsked = await claim(5, false);
+  assert.deepEqual([full.jobs.length, full.nextDueInMs, notAsked.jobs.length, notAsked.nextDueInMs], [1, null, 1, null]);
+  const short = await claim(5, true);
+  assert.equal(short.jobs.length, 0);
+  assert.ok(short.nextDueInMs! > 50_000 && short.nextDueInMs! <= 60_000, `due in ${short.nextDueInMs} ms`);
 });
 
 test("delay options are checked before any SQL", async () => {

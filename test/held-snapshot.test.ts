@@ -9,6 +9,7 @@ import type { ProcessingMode } from "../src/index.js";
 import { tables } from "../src/db/tables.js";
 import { claimJobs, type ClaimBound } from "../src/sql/claim.js";
 import { rescueLapsedLeases } from "../src/sql/rescue.js";
+import { ClaimBounds } from "../src/worker/claim-bounds.js";
 import { testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
@@ -85,6 +86,15 @@ test("while a snapshot is held, the walk for lapsed leases starts where the last
   assert.deepEqual((await rescueBuffers(null)).outcomes.map((o) => o.id), [id], "the walk from the head finds it");
 });
 
+test("a delayed job first in its queue does not put the bound past the jobs enqueued after it", async () => {
+  const queue = "bound-delayed";
+  await q.enqueue(queue, { later: true }, { delayMs: 3_600_000 });
+  const first = await claimJobs(db, tb, { queues: [queue], bounds: [null], limit: 1, worker: "w", leaseMs: 60_000 });
+  const { id } = await q.enqueue(queue, { now: true });
+  const next = await claimJobs(db, tb, { queues: [queue], bounds: [first.bounds.get(queue)!], limit: 1, worker: "w", leaseMs: 60_000 });
+  assert.deepEqual(next.jobs.map((j) => j.id), [id]);
+});
+
 for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
   test(`${mode} mode: what lands behind a worker's bound still runs: a late commit, a higher priority, a past run_at, a promoted group member`, async () => {
     const queue = `behind-${mode}`;
@@ -128,6 +138,23 @@ for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
     assert.ok(done.indexOf("group-1") < done.indexOf("group-2"), "the group's order holds");
   });
 }
+
+test("the audit looks behind the bounds of queues that heard a notification since it last looked, or behind all while not every one is heard", () => {
+  const bounds = new ClaimBounds(["a", "b", "c"]);
+  bounds.forClaim();
+  const at = { priority: 0, runAt: new Date() };
+  bounds.claimed(new Map([["a", at], ["b", at], ["c", at]]));
+  const audited = (hearsAll: boolean) => bounds.forAudit(hearsAll).map(([queue]) => queue);
+  assert.deepEqual(audited(true), [], "idle: nothing heard, nothing to read");
+  bounds.heard("a", { kind: "priority", priority: 0 });
+  bounds.heard("b", { kind: "priority", priority: -1 }); // ahead of b's bound: dropped, claimed from the head
+  bounds.forClaim();
+  bounds.heard("c", undefined); // heard during a claim, without saying where
+  bounds.claimed(new Map([["c", at]]));
+  assert.deepEqual(audited(true), ["a", "c"]);
+  assert.deepEqual(audited(true), [], "each heard notification is looked behind once");
+  assert.deepEqual(audited(false), ["a", "c"], "without LISTEN, every bound at every audit");
+});
 
 test("FIFO within a priority holds with bounds: one slot runs jobs in the order they were enqueued", async () => {
   const queue = "fifo";

@@ -16,19 +16,21 @@ const QUEUE = "leader";
 /** Long, so that only a poll or a notification could start a rescued job again: the notification it must be. */
 const POLL_MS = 60_000;
 
-/** The OS pids of the processes whose marker session holds the lead of maintenance for schema pgq. */
-async function leaders(): Promise<number[]> {
+/** The OS pids of the processes whose marker session holds the lead of maintenance for schema pgq (or, with `lock`, the deputy's place). */
+async function leaders(lock = "pgq maintenance"): Promise<number[]> {
   const rows = await db`
     select w.pid
     from pg_locks lead
     join pg_locks marker on marker.pid = lead.pid and marker.locktype = 'advisory' and marker.classid = 1885827361 and marker.objsubid = 2 and marker.granted
     join pgq.workers w on w.lock_key = marker.objid::bigint
     where lead.locktype = 'advisory' and lead.granted and lead.objsubid = 2
-      and lead.classid = hashtext('pgq maintenance')::oid and lead.objid = hashtext('pgq')::oid
+      and lead.classid = hashtext(${lock})::oid and lead.objid = hashtext('pgq')::oid
       and lead.database = (select oid from pg_database where datname = current_database())
     group by w.pid`;
   return rows.map((r) => r.pid as number);
 }
+
+const deputies = () => leaders("pgq maintenance deputy");
 
 function start(): WorkerProcess {
   return pgqWork(QUEUE, { handler: "test/fixtures/cli-handler.mjs", mode: "lease", concurrency: 4, pollIntervalMs: POLL_MS, databaseUrl: url });
@@ -45,7 +47,7 @@ async function soleLeader(): Promise<number> {
     return l.length === 1 && l;
   }, { what: "a leader" });
   for (let look = 0; look < 5; look++) {
-    // Longer than the non-leaders' one try a second to take the lead.
+    // Longer than the deputy's one try a second to take the lead.
     await new Promise((r) => setTimeout(r, 500));
     assert.deepEqual(await leaders(), [first], "one process leads, the same one");
   }
@@ -62,6 +64,8 @@ test("one of three pgq work processes runs maintenance; SIGKILLed, another takes
   const others = [start(), start()];
   await registered(3);
   assert.equal(await soleLeader(), first.child.pid, "the first process still leads, alone");
+  const [deputy] = await waitFor(async () => (await deputies()).length === 1 && deputies(), { what: "a deputy" });
+  assert.ok(others.some((o) => o.child.pid === deputy), "one of the others is the leader's deputy");
 
   // Rescuers take a server started in the last 10 s for a restart, and rescue nothing but lapsed leases.
   await waitFor(async () => (await db`select pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval as old`)[0]!.old, {
@@ -90,6 +94,9 @@ test("one of three pgq work processes runs maintenance; SIGKILLed, another takes
   const [job] = await db`select errors from pgq.jobs where id = ${ids[0]!}`;
   assert.match((job!.errors as { error: string }[])[0]!.error, /WORKER_LOST/);
   assert.equal(await soleLeader(), successor, "one of the two survivors leads, alone");
+  // The deputy gave its place up if it took the lead: the other survivor takes it at its next try, within 10 s.
+  const [nextDeputy] = await waitFor(async () => (await deputies()).length === 1 && deputies(), { timeoutMs: 30_000, what: "a deputy among the survivors" });
+  assert.ok(others.some((o) => o.child.pid === nextDeputy) && nextDeputy !== successor, "the survivor that does not lead is the deputy");
   t.diagnostic(`after the leader's SIGKILL: a survivor led ${Math.round(tookLeadMs)} ms later, rescued both its jobs after ${Math.round(rescuedMs)} ms; they ran again after ${Math.round(restartedMs)} ms (${restarted.filter((r) => r.pid === successor).length} on the new leader, polls ${POLL_MS} ms apart)`);
 
   // The jobs sleep on: no graceful stop would end.

@@ -2,14 +2,15 @@
 // pre-filled queue. 1, 2, 4 and 8 processes on the benchmark's server: aggregate jobs/s and the
 // most client connections seen. Then 20 processes against a server of its own started with
 // max_connections = 100: how many started, the connections they used, what the database spent
-// on them while idle (CPU of its processes from /proc, statements per second from
-// pg_stat_statements), and their drain.
+// on them while idle (CPU of the postmaster and all its children, live or reaped, from /proc;
+// statements per second from pg_stat_statements), and their drain. With --idle-only, only the 20
+// processes' idle cost, every statement listed with its rate per process, and no drain.
 //
 // The clock starts when the backlog's INSERT has committed (its trigger's NOTIFY wakes every
 // worker at once) and stops when pgq.jobs holds no job of the queue. Processes are started and
 // ready (their "worker started" log line) before the backlog goes in, so start-up is not timed.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -39,6 +40,8 @@ export interface ProcessScalingOptions {
   concurrency: number;
   mode: "lease" | "transaction";
   quick: boolean;
+  /** Only the 20 idle processes: no drains. */
+  idleOnly: boolean;
 }
 
 interface WorkerProcess {
@@ -52,14 +55,7 @@ interface WorkerProcess {
 
 export async function processScalingStudy(server: BenchServer, options: ProcessScalingOptions): Promise<void> {
   const flags = `--mode ${options.mode} --concurrency ${options.concurrency}`;
-  console.log(`\n## Process scaling: \`pgq work ${QUEUE} ${flags}\` processes draining ${options.jobs.toLocaleString("en-US")} pre-filled no-op jobs\n`);
-  console.log("| processes | started | jobs/s (aggregate) | seconds | most client connections |");
-  console.log("| --- | --- | --- | --- | --- |");
-  for (const count of COUNTS) {
-    const result = await withDatabase(server, (url, sql) => scalingRun(url, sql, count, options));
-    console.log(`| ${count} | ${result.ready} | ${result.rate.toFixed(0)} | ${result.seconds.toFixed(2)} | ${result.peakConnections} |`);
-  }
-
+  if (!options.idleOnly) await scalingRuns(server, options, flags);
   if (process.env.DATABASE_URL) {
     console.log(`\n(${MANY} processes against max_connections = ${SMALL_SERVER_CONNECTIONS} needs a server of the benchmark's own: unset DATABASE_URL)`);
     return;
@@ -69,6 +65,16 @@ export async function processScalingStudy(server: BenchServer, options: ProcessS
     await withDatabase(small, (url, sql) => manyProcesses(url, sql, options));
   } finally {
     await small.stop();
+  }
+}
+
+async function scalingRuns(server: BenchServer, options: ProcessScalingOptions, flags: string): Promise<void> {
+  console.log(`\n## Process scaling: \`pgq work ${QUEUE} ${flags}\` processes draining ${options.jobs.toLocaleString("en-US")} pre-filled no-op jobs\n`);
+  console.log("| processes | started | jobs/s (aggregate) | seconds | most client connections |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const count of COUNTS) {
+    const result = await withDatabase(server, (url, sql) => scalingRun(url, sql, count, options));
+    console.log(`| ${count} | ${result.ready} | ${result.rate.toFixed(0)} | ${result.seconds.toFixed(2)} | ${result.peakConnections} |`);
   }
 }
 
@@ -87,6 +93,11 @@ async function scalingRun(url: string, sql: Sql, count: number, options: Process
 async function manyProcesses(url: string, sql: Sql, options: ProcessScalingOptions): Promise<void> {
   const [{ max }] = await sql<{ max: number }[]>`select current_setting('max_connections')::int as max`;
   console.log(`\n## ${MANY} \`pgq work\` processes against a server with max_connections = ${max}\n`);
+  const postmaster = await postmasterOf(sql);
+  const floor = serverTicks(postmaster);
+  await sleep(IDLE_MS);
+  const floorPercent = cpuPercent(serverTicks(postmaster) - floor);
+  console.log(`- the server alone, before any process starts, for ${IDLE_MS / 1000} s: ${floorPercent.toFixed(2)}% of one core`);
   const workers = Array.from({ length: MANY }, () => startWorker(url, options));
   try {
     const ready = (await Promise.all(workers.map((w) => withBound(w.ready, READY_BOUND_MS)))).filter(Boolean).length;
@@ -96,13 +107,18 @@ async function manyProcesses(url: string, sql: Sql, options: ProcessScalingOptio
     await sleep(2000); // let start-up (migration checks, first claims) settle before measuring idleness
     console.log(`- client connections once started and idle: ${await clientConnections(sql)}`);
 
-    const idle = await idleCost(sql, workers);
+    const idle = await idleCost(sql, postmaster, workers);
     console.log(
       `- idle for ${IDLE_MS / 1000} s: database processes used ${idle.serverCpuPercent.toFixed(2)}% of one core ` +
         `(${(idle.serverCpuPercent / availableParallelism()).toFixed(2)}% of the machine's ${availableParallelism()} cores); ` +
         `${idle.statementsPerSecond.toFixed(1)} statements/s (pg_stat_statements); the ${ready} worker processes used ${idle.workersCpuPercent.toFixed(2)}% of one core`,
     );
-    if (idle.topStatements.length) console.log(`  most frequent while idle: ${idle.topStatements.join("; ")}`);
+    if (options.idleOnly) {
+      printStatements(idle.statements, ready);
+      return;
+    }
+    const top = idle.statements.slice(0, 3).map((s) => `${perSecond(s.calls).toFixed(2)}/s ${s.query.slice(0, 70)}`);
+    if (top.length) console.log(`  most frequent while idle: ${top.join("; ")}`);
 
     const drain = await timedDrain(sql, options.jobs);
     console.log(`- drain of ${options.jobs.toLocaleString("en-US")} jobs: ${drain.rate.toFixed(0)} jobs/s; most client connections during it: ${drain.peakConnections} of ${max}`);
@@ -137,41 +153,97 @@ async function clientConnections(sql: Sql): Promise<number> {
   return row!.n;
 }
 
-async function idleCost(sql: Sql, workers: WorkerProcess[]) {
-  const serverPids = async () => (await sql<{ pid: number }[]>`select pid from pg_stat_activity`).map((r) => r.pid);
+/** The server's main process: the parent of this session's backend. */
+async function postmasterOf(sql: Sql): Promise<number> {
+  const [backend] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
+  return procStat(backend!.pid)!.ppid;
+}
+
+const cpuPercent = (ticks: number) => (ticks / TICKS_PER_SECOND / (IDLE_MS / 1000)) * 100;
+
+async function idleCost(sql: Sql, postmaster: number, workers: WorkerProcess[]) {
   const workerPids = workers.filter((w) => w.child.exitCode === null).map((w) => w.child.pid!);
-  const before = cpuTicks(await serverPids());
+  const before = serverTicks(postmaster);
   const workersBefore = cpuTicks(workerPids);
   await sql`select pg_stat_statements_reset()`;
   await sleep(IDLE_MS);
-  const after = cpuTicks(await serverPids());
+  const after = serverTicks(postmaster);
   const workersAfter = cpuTicks(workerPids);
-  const statements = await sql<{ calls: number; query: string }[]>`
-    select calls::int as calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) as query from pg_stat_statements
+  const statements = await sql<IdleStatement[]>`
+    select calls::int as calls, total_exec_time::float8 as "totalMs", regexp_replace(query, '\\s+', ' ', 'g') as query from pg_stat_statements
     where dbid = (select oid from pg_database where datname = current_database()) and query not like '%pg_stat%'
     order by calls desc`;
-  const percent = (ticks: number) => (ticks / TICKS_PER_SECOND / (IDLE_MS / 1000)) * 100;
   return {
-    serverCpuPercent: percent(spent(before, after)),
-    workersCpuPercent: percent(spent(workersBefore, workersAfter)),
-    statementsPerSecond: statements.reduce((sum, s) => sum + s.calls, 0) / (IDLE_MS / 1000),
-    topStatements: statements.slice(0, 3).map((s) => `${(s.calls / (IDLE_MS / 1000)).toFixed(2)}/s ${s.query}`),
+    serverCpuPercent: cpuPercent(after - before),
+    workersCpuPercent: cpuPercent(spent(workersBefore, workersAfter)),
+    statementsPerSecond: perSecond(statements.reduce((sum, s) => sum + s.calls, 0)),
+    statements: [...statements],
   };
+}
+
+interface IdleStatement {
+  calls: number;
+  totalMs: number;
+  query: string;
+}
+
+const perSecond = (calls: number) => calls / (IDLE_MS / 1000);
+
+/** Every statement run while idle: calls/s in all, per process, and execution time per second. */
+function printStatements(statements: IdleStatement[], processes: number): void {
+  console.log(`\n| calls/s (all ${processes}) | calls/s per process | exec ms/s (all) | statement |`);
+  console.log("| --- | --- | --- | --- |");
+  for (const s of statements) {
+    const rate = perSecond(s.calls);
+    console.log(`| ${rate.toFixed(2)} | ${(rate / processes).toFixed(3)} | ${perSecond(s.totalMs).toFixed(2)} | \`${s.query.slice(0, 110).replaceAll("|", "\\|")}\` |`);
+  }
+}
+
+/**
+ * All the CPU the server has used, in clock ticks: the postmaster's own and its live children's
+ * (from /proc/<pid>/schedstat, in ns: ticks truncated per process would add up to a tick of noise
+ * for each of a hundred backends), and that of the children it has reaped (cutime + cstime:
+ * backends that came and went, such as connections opened for one statement). The difference of
+ * two readings is exact, whatever started or ended between them.
+ */
+function serverTicks(postmaster: number): number {
+  const own = procStat(postmaster)!;
+  let total = onCpuTicks(postmaster) + own.cutime + own.cstime;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    if (procStat(Number(entry))?.ppid === postmaster) total += onCpuTicks(Number(entry));
+  }
+  return total;
+}
+
+/** The time a process (PostgreSQL's are single-threaded) has spent on a CPU, in ticks; 0 once it is gone. */
+function onCpuTicks(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, "utf8").split(" ")[0]) / (1e9 / TICKS_PER_SECOND);
+  } catch {
+    return 0;
+  }
 }
 
 /** utime + stime of each live pid; a process that ends meanwhile is lost (undercounted), one that starts is counted whole. */
 function cpuTicks(pids: number[]): Map<number, number> {
   const ticks = new Map<number, number>();
   for (const pid of pids) {
-    try {
-      // The command name, in parentheses, may contain spaces: fields are counted after it.
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks.set(pid, Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // gone already
-    }
+    const stat = procStat(pid);
+    if (stat) ticks.set(pid, stat.utime + stat.stime);
   }
   return ticks;
+}
+
+/** The fields of /proc/<pid>/stat that count CPU, in clock ticks, and the parent; undefined once the process is gone. */
+function procStat(pid: number): { ppid: number; utime: number; stime: number; cutime: number; cstime: number } | undefined {
+  try {
+    // The command name, in parentheses, may contain spaces: fields are counted after it.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ").map(Number);
+    return { ppid: fields[1]!, utime: fields[11]!, stime: fields[12]!, cutime: fields[13]!, cstime: fields[14]! };
+  } catch {
+    return undefined;
+  }
 }
 
 function spent(before: Map<number, number>, after: Map<number, number>): number {

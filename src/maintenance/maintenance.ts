@@ -11,12 +11,22 @@
 //
 // Every task is safe to run in many processes at once: the statements are fenced in the
 // database. So one client per schema runs them, the leader: the one whose marker's session
-// holds the lead's advisory lock (src/sql/workers.ts). The others try to take the lead about
-// once a second, one cheap statement, and run nothing else: 20 idle processes cost the database
-// one process's maintenance, not 20 (issue 17). When the leader dies, or its marker session
-// ends, PostgreSQL drops the lock and another client leads within about a second. Its rescues
-// are announced to every process's workers (src/sql/rescue.ts). Behind a transaction-mode
-// pooler, where there is no marker and session locks do not hold, every client runs them.
+// holds the lead's advisory lock (src/sql/workers.ts). One other, the deputy, holds a second
+// lock and tries to take the lead once a second; the rest try, for the lead or the deputy's
+// place, every 10 s and at once with each new marker session. None runs anything else: 20 idle
+// processes cost the database one process's maintenance, and one lead attempt a second, not 20
+// (issue 17). When the leader dies, or its marker session ends, PostgreSQL drops the lock and
+// the deputy leads within about a second (it gives its place up, which another client takes
+// within 10 s); if the deputy is gone too, the first of the rest to try leads, within 10 s. Its
+// rescues are announced to every process's workers (src/sql/rescue.ts). Behind a
+// transaction-mode pooler, where there is no marker and session locks do not hold, every client
+// runs them.
+//
+// Why not wait for the lead's lock instead of trying for it (a blocking pg_advisory_lock on the
+// marker's session, handed over the moment the leader's session ends): a waiting statement holds
+// a snapshot, so every waiting process would hold back the database's xmin horizon as long as it
+// waited, the very thing that makes a queue's claims slow (README, "Claims and a held snapshot").
+// And a waiter whose connection went half-open could be handed the lead and never use it.
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
@@ -32,8 +42,10 @@ import { Scheduler } from "./scheduler.js";
 
 /** How often the tasks are looked at; each goes to the database only when it is due. */
 const TICK_MS = 100;
-/** A client that does not lead tries to take the lead this often: how long maintenance may be leaderless. */
+/** The leader's deputy tries to take the lead this often: how long maintenance may be leaderless. */
 const LEAD_EVERY_MS = 1_000;
+/** Every other client tries, for the lead or the deputy's place, this often (and at once with a new marker session). */
+const DEPUTY_EVERY_MS = 10_000;
 /** Rescue at least this often, whatever the workers' poll: other workers' lapsed jobs wait on it. */
 const RESCUE_MAX_INTERVAL_MS = 5_000;
 const RESCUE_MIN_INTERVAL_MS = 1_000;
@@ -73,6 +85,8 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
   private nextExpireAt = 0;
   private nextHistoryAt = 0;
   private nextLeadAt = 0;
+  /** The marker session the last attempt was made on. */
+  private askedIn: number | undefined;
   /** Workers seen without their marker, by name: the key they had, and when they were first seen so. */
   private suspects = new Map<string, { key: number; since: number }>();
 
@@ -130,15 +144,23 @@ export class Maintenance extends EventEmitter<MaintenanceEvents> {
     }
   }
 
-  /** Whether this client leads; if not, tries to take the lead once every LEAD_EVERY_MS. */
+  /** Whether this client leads; if not, tries to take the lead when due: LEAD_EVERY_MS for the deputy, DEPUTY_EVERY_MS for the rest. */
   private async leads(marker: Marker): Promise<boolean> {
     if (marker.leading) return true;
-    if (performance.now() < this.nextLeadAt) return false;
-    this.nextLeadAt = performance.now() + LEAD_EVERY_MS;
-    const taken = await marker.lead().catch((error: unknown) => {
+    const session = marker.session;
+    // Away: its new session asks at once.
+    if (session === undefined) return false;
+    if (session === this.askedIn && performance.now() < this.nextLeadAt) return false;
+    this.askedIn = session;
+    let taken = false;
+    let failed = false;
+    try {
+      taken = await marker.lead();
+    } catch (error) {
+      failed = true;
       this.log.debug({ err: error }, "taking the lead of maintenance failed");
-      return false;
-    });
+    }
+    this.nextLeadAt = performance.now() + (marker.deputy || failed ? LEAD_EVERY_MS : DEPUTY_EVERY_MS);
     if (!taken) return false;
     // A new leader, or this one after its marker was lost: every task is due now, and what was
     // suspected before is looked at afresh.

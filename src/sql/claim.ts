@@ -43,6 +43,8 @@ export interface Claim {
   full: boolean;
   /** A rate-limited queue's window is full: its next start is free in this many ms. */
   nextSlotInMs: number | null;
+  /** Asked for (ClaimRequest.nextDue) and the claim was short: the next delayed job of the queues is due in this many ms; null if none waits. */
+  nextDueInMs: number | null;
 }
 
 export interface ClaimRequest {
@@ -52,6 +54,8 @@ export interface ClaimRequest {
   limit: number;
   worker: string;
   leaseMs: number;
+  /** If the claim is short, also find when the next delayed job is due (on start and after each poll only: see below). */
+  nextDue?: boolean;
 }
 
 /**
@@ -94,8 +98,9 @@ export interface ClaimRequest {
  * row comparison is an index condition, so the walk begins at the bound. The statement also
  * finds where the next claim may start: the first entry of a live, unclaimed job at or after the
  * bound, as this statement sees it (so the jobs it claims, and those other claims hold, are still
- * counted), less a slack of 2 s for producers whose jobs commit a little after their run_at was
- * taken; with none, the statement's own time less the slack.
+ * counted), but no later than the statement's own time (a delayed job first in its priority would
+ * put the bound past the jobs enqueued next), less a slack of 2 s for producers whose jobs commit
+ * a little after their run_at was taken.
  *
  * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
  * out: the claim steps over it, and it is finished as expired (src/sql/expire.ts) by
@@ -124,10 +129,29 @@ export interface ClaimRequest {
  * and the worker that had it cannot complete it, since completions are fenced by the lease
  * token. Everything that must survive a crash waits for the disk: a transaction-mode job's
  * commit (whose flush also covers the claim before it), completions, failures, dead jobs.
+ *
+ * With `nextDue`, a claim that takes fewer jobs than its limit also says how many ms until the
+ * next job of its queues comes due, so that an idle worker sleeps exactly until then (notifications
+ * tell it of delayed jobs enqueued meanwhile, but not of other workers' retries). No index is
+ * ordered by run_at alone, so this reads the queues' waiting entries of jobs_claim: it is asked for
+ * only on start and at each poll, and it is a column of this statement only then, so that the
+ * claims in between, the many, are neither slowed nor costed (planned past jit_above_cost) by it.
  */
 export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Promise<Claim> {
   const bounds = request.bounds ?? [];
-  type Row = Omit<ClaimedJob, "created_at"> & { created_ms: number; at_limit: boolean | null; next_slot_ms: number | null; recorded: string | null; bounds: [string, number, number][] | null; expired_ahead: boolean | null };
+  // When asked, the news row also says when the next delayed job comes due, if this claim took
+  // fewer jobs than it asked for; the job rows carry a null there.
+  const due = request.nextDue
+    ? {
+        news: sql`, case when (select count(*) from claimed) < ${request.limit} then (
+                 select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8
+                 from ${t.jobs} j
+                 where j.queue = any(${request.queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()) end as next_due_ms`,
+        job: sql`, null`,
+      }
+    : { news: sql``, job: sql`` };
+  type Row = Omit<ClaimedJob, "created_at"> & { created_ms: number; at_limit: boolean | null; next_slot_ms: number | null; recorded: string | null;
+                                                bounds: [string, number, number][] | null; expired_ahead: boolean | null; next_due_ms?: number | null; rank: string };
   const rows = await sql<Row[]>`
     with no_flush_wait as (select set_config('synchronous_commit', 'off', true)${planOnce(sql)}),
     budget as materialized (
@@ -195,7 +219,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     -- statement claims as they were.
     next_bounds as (
       select budget.name, coalesce(f.priority, budget.bound_priority, 0) as priority,
-             coalesce(f.run_at, now()) - interval '2 seconds' as run_at,
+             least(f.run_at, now()) - interval '2 seconds' as run_at,
              f.expires_at <= now() or f.run_at < now() - budget.ttl_ms::double precision * interval '1 millisecond' as expired
       from budget
       left join lateral (
@@ -218,54 +242,43 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
       where (budget.rate_per_ms is not null or budget.key_rate_per_ms is not null) and n.started > 0
     )
     -- The budget's news comes first, in a row of its own (sent even when nothing was claimed),
-    -- then the jobs. RETURNING keeps no order: a worker starts its batch in this one, FIFO
-    -- within a priority.
-    select u.id, u.queue, u.payload, u.attempts, u.max_attempts, u.priority, u.group_key, u.created_ms, u.lease_token,
-           u.timeout_ms, u.backoff_base_ms, u.backoff_max_ms, u.waited_ms, u.trace_context,
-           u.at_limit, u.next_slot_ms, u.recorded, u.bounds, u.expired_ahead
-    from (
-      select null::bigint as id, null::text as queue, null::jsonb as payload, null::int as attempts, null::int as max_attempts,
-             null::int as priority, null::text as group_key, null::float8 as created_ms, null::uuid as lease_token,
-             null::int as timeout_ms, null::int as backoff_base_ms, null::int as backoff_max_ms, null::float8 as waited_ms,
-             null::text as trace_context, null::timestamptz as run_at,
-             coalesce(bool_or(b.at_limit), false) as at_limit, min(b.next_slot_ms) as next_slot_ms,
-             (select count(*) from recorded) as recorded,
-             (select json_agg(json_build_array(n.name, n.priority, extract(epoch from n.run_at) * 1000)) from next_bounds n) as bounds,
-             (select coalesce(bool_or(n.expired), false) from next_bounds n) as expired_ahead
-      from budget b
-      union all
-      select c.id, c.queue, c.payload, c.attempts, c.max_attempts, c.priority, c.group_key,
-             date_part('epoch', c.created_at) * 1000, c.lease_token, c.timeout_ms, c.backoff_base_ms, c.backoff_max_ms,
-             (date_part('epoch', now()) - date_part('epoch', c.run_at)) * 1000, c.trace_context, c.run_at,
-             null, null, null, null, null
-      from claimed c
-    ) u
-    order by u.id is not null, u.priority, u.run_at, u.id`;
+    -- then the jobs, ranked: RETURNING keeps no order, and a worker starts its batch in this
+    -- one, FIFO within a priority.
+    select 0::bigint as rank, null::bigint as id, null::text as queue, null::jsonb as payload, null::int as attempts,
+           null::int as max_attempts, null::int as priority, null::text as group_key, null::float8 as created_ms,
+           null::uuid as lease_token, null::int as timeout_ms, null::int as backoff_base_ms, null::int as backoff_max_ms,
+           null::float8 as waited_ms, null::text as trace_context,
+           coalesce(bool_or(b.at_limit), false) as at_limit, min(b.next_slot_ms) as next_slot_ms,
+           (select count(*) from recorded) as recorded,
+           (select json_agg(json_build_array(n.name, n.priority, extract(epoch from n.run_at) * 1000)) from next_bounds n) as bounds,
+           (select coalesce(bool_or(n.expired), false) from next_bounds n) as expired_ahead ${due.news}
+    from budget b
+    union all
+    select row_number() over (order by c.priority, c.run_at, c.id), c.id, c.queue, c.payload, c.attempts,
+           c.max_attempts, c.priority, c.group_key, date_part('epoch', c.created_at) * 1000,
+           c.lease_token, c.timeout_ms, c.backoff_base_ms, c.backoff_max_ms,
+           (date_part('epoch', now()) - date_part('epoch', c.run_at)) * 1000, c.trace_context,
+           null, null, null, null, null ${due.job}
+    from claimed c
+    order by rank`;
   const [news, ...claimed] = rows;
-  const jobs = claimed.map(({ created_ms, at_limit: _a, next_slot_ms: _n, recorded: _r, bounds: _b, expired_ahead: _e, ...job }) => ({ ...job, created_at: new Date(created_ms) }));
+  const jobs = claimed.map(({ rank: _rank, created_ms, at_limit: _a, next_slot_ms: _n, recorded: _r, bounds: _b, expired_ahead: _e, next_due_ms: _d, ...job }) =>
+    ({ ...job, created_at: new Date(created_ms) }));
   const next = new Map((news?.bounds ?? []).map(([queue, priority, ms]) => [queue, { priority, runAt: new Date(ms) }]));
-  return { jobs, bounds: next, expiredAhead: news?.expired_ahead ?? false, full: news?.at_limit ?? false, nextSlotInMs: news?.next_slot_ms ?? null };
+  return {
+    jobs,
+    bounds: next,
+    expiredAhead: news?.expired_ahead ?? false,
+    full: news?.at_limit ?? false,
+    nextSlotInMs: news?.next_slot_ms ?? null,
+    nextDueInMs: news?.next_due_ms ?? null,
+  };
 }
 
 /** The fragment of the claim's first CTE that makes later claims on its connection reuse one plan. */
 function planOnce(sql: Sql) {
   const prepared = (sql.options as { prepare?: boolean } | undefined)?.prepare !== false;
   return prepared ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false)` : sql``;
-}
-
-/**
- * How many ms until the next job of these queues comes due (database time), or null if none
- * waits. An idle worker asks on start and after each poll that found nothing, so it sleeps
- * exactly until then; notifications tell it of delayed jobs enqueued in the meantime. No
- * index is ordered by run_at alone, so this reads the queue's waiting entries of jobs_claim:
- * that is why it runs only when a worker is idle, at most once per poll.
- */
-export async function nextDueInMs(sql: Sql, t: Tables, queues: string[]): Promise<number | null> {
-  const [row] = await sql<{ ms: number | null }[]>`
-    select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8 as ms
-    from ${t.jobs} j
-    where j.queue = any(${queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()`;
-  return row?.ms ?? null;
 }
 
 /**

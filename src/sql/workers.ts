@@ -2,7 +2,7 @@
 // each client with workers holds a session-level advisory lock, WORKER_LOCK_CLASS and its own
 // random key, on a connection of its own (src/worker/marker.ts). The lock ends with the session,
 // so a killed process's workers are seen dead as soon as PostgreSQL closes their connection.
-// The same session may also hold the lead of maintenance (src/maintenance/maintenance.ts).
+// The same session may also hold the lead of maintenance, or the deputy's place (src/maintenance/maintenance.ts).
 import type { PendingQuery, Row, Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 
@@ -35,14 +35,22 @@ export async function takeWorkerLock(sql: Sql, key: number): Promise<boolean> {
 }
 
 /**
- * Takes the lead of maintenance for this schema, if no session holds it; false if one does.
- * Runs on the marker's session: a session-level lock, so the lead goes with the leader's session
- * (its process died, or its marker connection was lost) and another client takes it.
+ * Takes the lead of maintenance for this schema, if no session holds it, and otherwise the place
+ * of its deputy, the one client that asks for the lead every second (src/maintenance/): both are
+ * session-level locks on the marker's session, so each goes with its holder's session (its
+ * process died, or its marker connection was lost) and another client takes it. A deputy that
+ * takes the lead gives its place up in the same statement.
  */
-export async function takeMaintenanceLead(sql: Sql, schema: string): Promise<boolean> {
-  const [row] = await sql<{ taken: boolean }[]>`
-    select pg_try_advisory_lock(hashtext('pgq maintenance'), hashtext(${schema})) as taken`;
-  return row!.taken;
+export async function takeMaintenanceLead(sql: Sql, schema: string, deputy: boolean): Promise<{ lead: boolean; deputy: boolean }> {
+  // OFFSET 0 keeps the subquery whole, so that the lead is asked for once, and before the deputy's place.
+  const [row] = await sql<{ lead: boolean; deputy: boolean }[]>`
+    select l.taken as lead,
+           case when l.taken and ${deputy} then not pg_advisory_unlock(hashtext('pgq maintenance deputy'), hashtext(${schema}))
+                when l.taken then false
+                when ${deputy} then true
+                else pg_try_advisory_lock(hashtext('pgq maintenance deputy'), hashtext(${schema})) end as deputy
+    from (select pg_try_advisory_lock(hashtext('pgq maintenance'), hashtext(${schema})) as taken offset 0) l`;
+  return row!;
 }
 
 /** Registers workers under the marker's key, or moves them to a new key after a reconnect. */

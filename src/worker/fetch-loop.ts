@@ -8,7 +8,7 @@ import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
-import { claimJobs, nextDueInMs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
+import { claimJobs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
 import { finishExpired } from "../sql/expire.js";
 import type { ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
@@ -17,7 +17,7 @@ import type { WakeUp } from "./wake-up.js";
 
 /** While claims fail: 100 ms, 200 ms, ... at most 10 s apart. */
 const CLAIM_RETRY = { baseMs: 100, maxMs: 10_000 };
-/** How often the claim bounds are audited (claim-bounds.ts): the longest an unannounced job behind a bound waits. */
+/** How often the claim bounds are audited (claim-bounds.ts): the longest a job behind a bound waits, while notifications are heard. */
 const AUDIT_EVERY_MS = 5_000;
 
 export interface FetchLoopDeps {
@@ -30,6 +30,8 @@ export interface FetchLoopDeps {
   slots: Slots;
   wake: WakeUp;
   bounds: ClaimBounds;
+  /** Whether every notification is heard now (LISTEN in place, and proven to deliver): the audit may then look only where one was heard. */
+  hearsAll: () => boolean;
   log: Logger;
   /** Jobs were claimed (and are waiting in the slots' buffer). */
   claimed: (jobs: ClaimedJob[]) => void;
@@ -49,7 +51,7 @@ export class FetchLoop {
     const { settings, pool, tables, slots, wake, bounds, log } = this.deps;
     const failures = new Backoff(CLAIM_RETRY);
     this.auditTimer = setInterval(() => this.runAside("auditing claim bounds", () => this.audit()), AUDIT_EVERY_MS);
-    // On start and after each poll: if the claim finds nothing, ask when the next job is due.
+    // On start and after each poll: if the claim is short, it also says when the next job is due.
     let askWhenDue = true;
     while (!this.stopping) {
       const startedAt = performance.now();
@@ -59,9 +61,9 @@ export class FetchLoop {
         continue;
       }
       try {
-        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs };
+        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs, nextDue: askWhenDue };
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
-        const { jobs, full, nextSlotInMs } = claim;
+        const { jobs, full, nextSlotInMs, nextDueInMs } = claim;
         bounds.claimed(claim.bounds);
         if (claim.expiredAhead) this.runAside("finishing expired jobs", () => finishExpired(this.deps.asidePool.sql, tables, log));
         if (failures.reset()) log.info("claiming works again");
@@ -72,12 +74,9 @@ export class FetchLoop {
         // window moves on, not by claiming again now.
         else if (full) wake.whenSlotFrees();
         if (nextSlotInMs !== null) wake.in(nextSlotInMs);
+        if (nextDueInMs !== null) wake.in(nextDueInMs);
         slots.claimed(jobs, startedAt, performance.now());
         this.deps.claimed(jobs);
-        if (askWhenDue && jobs.length < want) {
-          const dueInMs = await bounded(nextDueInMs(pool.sql, tables, settings.queues), STATEMENT_BOUND_MS, "finding the next due job");
-          if (dueInMs !== null) wake.in(dueInMs);
-        }
         askWhenDue = false;
         attempted();
       } catch (error) {
@@ -110,7 +109,7 @@ export class FetchLoop {
   /** Drops every bound that has a claimable job behind it, and claims at once from the head. */
   private async audit(): Promise<void> {
     const { asidePool, tables, bounds, wake, log } = this.deps;
-    const behind = await queuesBehindBounds(asidePool.sql, tables, bounds.current());
+    const behind = await queuesBehindBounds(asidePool.sql, tables, bounds.forAudit(this.deps.hearsAll()));
     for (const queue of behind) bounds.rewind(queue);
     if (behind.length > 0) {
       log.debug({ queues: behind }, "jobs were waiting behind the claim bound");

@@ -8,12 +8,16 @@
 //
 // A connection can also go deaf without closing: a NAT or firewall that forgets it, a peer
 // that vanished, leave a socket that nothing ever arrives on. So while listening, the listener
-// sends itself a probe every PROBE_EVERY_MS through another connection (pgq's pool),
-// on a channel of its own (so that no other worker hears it, and no probe looks like a queue),
-// and a probe not heard within PROBE_TIMEOUT_MS means the connection is replaced. The first
-// probe also finds a pooler in transaction mode (PgBouncer): LISTEN succeeds there, but the
-// server connection it ran on goes back to the pool, so nothing is ever delivered. Then the
-// listener says so once and stops: the worker polls.
+// probes it every PROBE_EVERY_MS, and a probe not answered within PROBE_TIMEOUT_MS means the
+// connection is replaced. The first probe is a notification sent through another connection
+// (pgq's pool), on a channel of its own (so that no other worker hears it, and no probe looks
+// like a queue): it also finds a pooler in transaction mode (PgBouncer), where LISTEN succeeds
+// but the server connection it ran on goes back to the pool, so nothing is ever delivered. Then
+// the listener says so once and stops: the worker polls. Once a notification has arrived, the
+// probes are a `select 1` on the LISTEN connection itself: an answer proves the socket carries
+// what the server sends, and unlike a NOTIFY it commits nothing (a NOTIFY takes a transaction id
+// and waits for its WAL flush) and wakes no other process's listening backend (every LISTEN
+// session of the database is signalled at each NOTIFY, to read the queue).
 //
 // One listener serves all of a client's workers (src/worker/shared-connections.ts): each
 // subscribes to its queues, and a notification goes only to the workers of its queue.
@@ -133,6 +137,11 @@ export class Listener extends EventEmitter<ListenerEvents> {
     return this.listening;
   }
 
+  /** LISTEN is in place and a probe was heard on it: every notification reaches the subscribers, unless the connection went deaf since (its probe finds that). */
+  get delivering(): boolean {
+    return this.listening && this.deliveryProven;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.stopProbing();
@@ -212,13 +221,14 @@ export class Listener extends EventEmitter<ListenerEvents> {
     })().finally(() => (this.reconnecting = undefined));
   }
 
-  /** Sends a probe through the pool and expects to hear it on this connection. */
+  /** Until a notification has arrived, sends one through the pool and expects to hear it; then asks the connection itself to answer. */
   private async checkDelivery(): Promise<void> {
     if (!this.probe || !this.listening || this.probing || this.closed) return;
     this.probing = true;
-    const sql = this.sql;
-    const seq = ++this.probesSent;
+    const sql = this.sql!;
     try {
+      if (this.deliveryProven) return await this.checkAnswers(sql);
+      const seq = ++this.probesSent;
       try {
         await bounded(this.probe.notifyVia.sql`select pg_notify(${this.probeChannel}, ${String(seq)})`, PROBE_TIMEOUT_MS, "sending the LISTEN probe");
       } catch (error) {
@@ -228,19 +238,36 @@ export class Listener extends EventEmitter<ListenerEvents> {
         return;
       }
       if (await this.heard(seq)) {
-        if (!this.deliveryProven) this.log.debug("LISTEN delivers notifications: its first probe was heard");
+        this.log.debug("LISTEN delivers notifications: its first probe was heard");
         this.deliveryProven = true;
         return;
       }
       if (this.closed || sql !== this.sql || !this.listening) return;
-      if (!this.deliveryProven) return this.giveUp();
-      this.log.warn({ waitedMs: PROBE_TIMEOUT_MS }, "the LISTEN connection is silent (its probe notification never arrived); replacing it, and polling meanwhile");
-      this.emit("lost");
-      await this.retire();
-      this.reconnect();
+      this.giveUp();
     } finally {
       this.probing = false;
     }
+  }
+
+  /** A connection that does not answer a `select 1` within PROBE_TIMEOUT_MS is deaf: it is replaced. */
+  private async checkAnswers(sql: Sql): Promise<void> {
+    let answered = false;
+    // An error counts as an answer: a connection that closed says so itself (connectionClosed).
+    const answer = sql`select 1`.then(() => (answered = true), () => (answered = true));
+    const timedOut = await new Promise<boolean>((resolve) => {
+      // After a stalled event loop, timers run before pending socket reads: read those first.
+      const timer = setTimeout(() => setImmediate(() => resolve(!answered)), PROBE_TIMEOUT_MS).unref();
+      void answer.then(() => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    // Replaced meanwhile: that one is not this one.
+    if (!timedOut || this.closed || sql !== this.sql || !this.listening) return;
+    this.log.warn({ waitedMs: PROBE_TIMEOUT_MS }, "the LISTEN connection is silent (its probe was not answered); replacing it, and polling meanwhile");
+    this.emit("lost");
+    await this.retire();
+    this.reconnect();
   }
 
   private heard(seq: number): Promise<boolean> {

@@ -10,8 +10,8 @@
 // gone (src/maintenance/maintenance.ts), which is the time this has to come back.
 //
 // The marker's session also holds the lead of maintenance when this client has it (one client
-// per schema runs maintenance): lost with the session, and asked for again, never assumed, once
-// the marker is back.
+// per schema runs maintenance), or the deputy's place (the client that asks for the lead every
+// second): lost with the session, and asked for again, never assumed, once the marker is back.
 import { EventEmitter } from "node:events";
 import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
@@ -40,6 +40,10 @@ export class Marker extends EventEmitter<MarkerEvents> {
   private held = false;
   /** This client leads maintenance: the marker's session holds the lead's lock. */
   private leads = false;
+  /** This client is the deputy of maintenance's leader: the marker's session holds the deputy's lock. */
+  private deputizes = false;
+  /** How many times the marker was taken: a new session has no lead and no deputy's place. */
+  private sessions = 0;
   private closed = false;
   private lostAt = -Infinity;
   private readonly workers = new Map<string, WorkerRegistration>();
@@ -101,23 +105,36 @@ export class Marker extends EventEmitter<MarkerEvents> {
     return this.leads;
   }
 
+  /** Whether this client is the leader's deputy, likewise. */
+  get deputy(): boolean {
+    return this.deputizes;
+  }
+
+  /** Which session holds the marker (a new one after each loss), or undefined while it is away. */
+  get session(): number | undefined {
+    return this.held ? this.sessions : undefined;
+  }
+
   /**
-   * Tries to take the lead of maintenance on the marker's session (one statement); true if this
-   * client leads. False while the marker is away: its new session must take the lead again.
+   * Tries to take the lead of maintenance on the marker's session, or else the deputy's place (one
+   * statement); true if this client leads. False while the marker is away: its new session must
+   * ask again.
    */
   async lead(): Promise<boolean> {
     if (this.leads) return true;
     if (!this.held || this.closed) return false;
     const sql = this.sql!;
-    const taken = await bounded(takeMaintenanceLead(sql, this.tables.schema), STATEMENT_MS, "taking the lead of maintenance");
-    // Lost meanwhile: the lock went with the old session, if that session took it.
+    const taken = await bounded(takeMaintenanceLead(sql, this.tables.schema, this.deputizes), STATEMENT_MS, "taking the lead of maintenance");
+    // Lost meanwhile: the locks went with the old session, if that session took them.
     if (sql !== this.sql || !this.held) return false;
-    return (this.leads = taken);
+    this.deputizes = taken.deputy;
+    return (this.leads = taken.lead);
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.leads = false;
+    this.deputizes = false;
     clearInterval(this.touchTimer);
     await this.connecting;
     const sql = this.sql;
@@ -168,6 +185,7 @@ export class Marker extends EventEmitter<MarkerEvents> {
     await bounded(registerWorkers(sql, this.tables, key, [...this.workers.values()]), STATEMENT_MS, "registering workers");
     if (this.closed) return;
     this.key = key;
+    this.sessions++;
     this.held = true;
     const waiters = this.waiters;
     this.waiters = [];
@@ -183,6 +201,7 @@ export class Marker extends EventEmitter<MarkerEvents> {
     if (this.held) this.log.warn(`the worker marker was lost (${why}); taking it again`);
     this.held = false;
     this.leads = false;
+    this.deputizes = false;
     this.lostAt = performance.now();
     this.retire();
     this.connect();

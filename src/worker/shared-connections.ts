@@ -75,7 +75,10 @@ export class SharedConnections {
     private readonly t: Tables,
     private readonly log: Logger,
   ) {
-    const open = () => openConnection(source, log, { max: 1, ...poolerOptions(pooler) });
+    // Kept open while idle, whatever the source's idle_timeout (pgq work closes q.sql's within
+    // 200 ms): a claim every poll on a fresh connection costs the server a backend's start and
+    // postgres.js's type fetch, far more than the claim itself (bench/RESULTS.md, idle cost).
+    const open = () => openConnection(source, log, { max: 1, idle_timeout: 0, ...poolerOptions(pooler) });
     this.claims = new OwnPool(open, log);
     this.pool = new OwnPool(open, log);
     this.marker = pooler === "transaction" ? undefined : new Marker(source, t, log);

@@ -119,6 +119,7 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
       slots: this.slots,
       wake: this.wakeUp,
       bounds: this.bounds,
+      hearsAll: () => deps.listener?.delivering ?? false,
       claimed: (jobs) => this.claimed(jobs),
       claimFailed: (error) => this.claimFailed(error),
     });
@@ -153,7 +154,8 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     if (listener) {
       this.unsubscribe = listener.subscribe(this.settings.queues, {
         ready: (queue, dueInMs, landing) => {
-          if (landing) this.bounds.heard(queue, landing);
+          // A delayed job lands ahead of every bound (claim-bounds.ts): only jobs ready now may be behind one.
+          if (dueInMs === 0) this.bounds.heard(queue, landing);
           if (dueInMs > 0) this.wakeUp.in(dueInMs);
           else this.wakeUp.now();
         },
