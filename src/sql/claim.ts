@@ -1,5 +1,6 @@
 // The claim: the one statement that hands ready jobs to a worker.
 import type { Sql } from "postgres";
+import { planOnce } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 import { QUEUED, READY } from "../job-state.js";
 
@@ -273,12 +274,6 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     nextSlotInMs: news?.next_slot_ms ?? null,
     nextDueInMs: news?.next_due_ms ?? null,
   };
-}
-
-/** The fragment of the claim's first CTE that makes later claims on its connection reuse one plan. */
-function planOnce(sql: Sql) {
-  const prepared = (sql.options as { prepare?: boolean } | undefined)?.prepare !== false;
-  return prepared ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false)` : sql``;
 }
 
 /**

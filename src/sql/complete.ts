@@ -3,6 +3,7 @@
 // worker whose lease was lost (and whose job may have been claimed again, or was cancelled)
 // cannot complete it.
 import type { Sql, TransactionSql } from "postgres";
+import { probeByIndex } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 import { notifyFinished, recordHistory } from "./history.js";
 
@@ -43,9 +44,10 @@ const LEASE_LOST = "22012";
 /** Lease mode: many completions in one statement. Returns the ids that were still held. */
 export async function completeJobs(sql: Sql, t: Tables, ids: string[], tokens: string[], results: (string | null)[]): Promise<Set<string>> {
   const rows = await sql<{ id: string }[]>`
-    with done as (
+    with by_index as (${probeByIndex(sql)}),
+    done as (
       delete from ${t.jobs} j
-      using unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as done(id, token, result)
+      using unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as done(id, token, result), by_index
       where j.id = done.id and j.lease_token = done.token
       returning j.*, 'completed'::text as state, done.result::jsonb as result
     ), recorded as (${recordHistory(sql, t, "done")}),

@@ -1,5 +1,6 @@
 // Lease renewal: the heartbeat of a busy worker, one statement for all the jobs it runs.
 import type { Sql } from "postgres";
+import { probeByIndex } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 
 /**
@@ -9,9 +10,10 @@ import type { Tables } from "../db/tables.js";
  */
 export async function renewLeases(sql: Sql, t: Tables, ids: string[], tokens: string[], leaseMs: number): Promise<Set<string>> {
   const rows = await sql<{ id: string }[]>`
+    with by_index as (${probeByIndex(sql)})
     update ${t.jobs} j
     set locked_until = now() + ${leaseMs}::double precision * interval '1 millisecond'
-    from unnest(${ids}::bigint[], ${tokens}::uuid[]) as held(id, token)
+    from unnest(${ids}::bigint[], ${tokens}::uuid[]) as held(id, token), by_index
     where j.id = held.id and j.lease_token = held.token
     returning j.id`;
   return new Set(rows.map((r) => r.id));

@@ -76,13 +76,19 @@ export interface LostWorker {
  * when every marker is being taken again.
  */
 export async function findLostWorkers(sql: Sql, t: Tables): Promise<LostWorker[]> {
+  // The lease check is a LATERAL over the absent workers, so that it runs once per absent worker
+  // and never otherwise, whatever plan the session's settings favour (db/session-plans.ts).
   return sql<LostWorker[]>`
-    with held as materialized (${heldWorkerLocks(sql)})
-    select w.name, w.lock_key
-    from ${t.workers} w
-    where w.lock_key not in (select lock_key from held)
-      and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval
-      and exists (select from ${t.jobs} j where j.locked_by = w.name and j.locked_until is not null)`;
+    with held as materialized (${heldWorkerLocks(sql)}),
+    absent as materialized (
+      select w.name, w.lock_key
+      from ${t.workers} w
+      where w.lock_key not in (select lock_key from held)
+        and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval
+    )
+    select a.name, a.lock_key
+    from absent a
+    cross join lateral (select from ${t.jobs} j where j.locked_by = a.name and j.locked_until is not null limit 1) leased`;
 }
 
 /**

@@ -1,0 +1,32 @@
+// Planner settings that pgq's statements make for the rest of their session, on the connections
+// that run nothing but pgq's own statements (worker/shared-connections.ts). A setting made by a
+// statement applies from the next one on, and the first statement on a new connection makes it
+// again, so nothing is lost when the driver reconnects. Never behind a transaction-mode pooler,
+// where a session setting would reach other clients of the server connection (and where nothing
+// is prepared, so there is no plan to reuse).
+import type { Sql } from "postgres";
+
+function ownSession(sql: Sql): boolean {
+  // A transaction object has no options: pgq claims in a transaction only in its tests.
+  return (sql.options as { prepare?: boolean } | undefined)?.prepare !== false;
+}
+
+/**
+ * The claim: plan once per connection and reuse the plan (src/sql/claim.ts says why). A fragment
+ * for a select list.
+ */
+export function planOnce(sql: Sql) {
+  return ownSession(sql) ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false)` : sql``;
+}
+
+/**
+ * Statements that find jobs by id: probe the primary key, never scan the heap. Under a held
+ * snapshot the heap keeps every row version since (issue 17), and the planner, pricing a probe
+ * of the equally bloated primary key at ~50 per id, reads the whole heap (1,722 pages at 135,000
+ * dead tuples) for a batch of a few dozen ids. With sequential scans off, JIT is off too: a
+ * statement that has no other path (a small table) is then costed past jit_above_cost. A select
+ * of one row, to join.
+ */
+export function probeByIndex(sql: Sql) {
+  return ownSession(sql) ? sql`select set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)` : sql`select`;
+}
