@@ -178,10 +178,11 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     claimable as (
       select c.id
       from budget
-      -- The inner LIMIT is the request's own, a value the planner sees, so that it costs the walk
-      -- as the few rows it is (a limit it cannot see, it takes for a tenth of the queue, and the
-      -- estimate of a million-job table then passes jit_above_cost). Rows are locked as the
-      -- outer LIMIT pulls them: no more than the budget grants.
+      -- The inner LIMIT is the request's own, so that a plan made for its values (a connection's
+      -- first claim) costs the walk as the few rows it is: a limit it cannot see, it takes for a
+      -- tenth of the queue, and the estimate of a million-job table then passes jit_above_cost.
+      -- The generic plan reused after it stays below that too (test/inspect-plans.test.ts).
+      -- Rows are locked as the outer LIMIT pulls them: no more than the budget grants.
       cross join lateral (
         select l.* from (
           select j.id, j.priority, j.run_at
