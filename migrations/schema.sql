@@ -426,13 +426,16 @@ CREATE OR REPLACE FUNCTION pgq.notify_ready()
 AS $function$
 begin
   perform pg_notify(tg_table_schema || '_jobs',
-                    n.queue || case when n.run_at < now() - interval '2 seconds' then E'\nrewind'
-                                    else E'\np' || n.priority end)
-  from new_jobs n where n.run_at <= now();
+                    r.queue || case when r.oldest < now() - interval '2 seconds' then E'\nrewind'
+                                    else E'\np' || r.priority || '@' || floor(extract(epoch from r.oldest) * 1000)::bigint end)
+  from (select n.queue, n.priority, min(n.run_at) as oldest
+        from new_jobs n where n.run_at <= now() group by n.queue, n.priority) r;
   if exists (select from new_jobs n where n.run_at > now()) then
     perform pg_notify(tg_table_schema || '_jobs',
-                      later.queue || E'\n' || ceil(extract(epoch from later.due - now()) * 1000)::bigint)
-    from (select n.queue, min(n.run_at) as due from new_jobs n where n.run_at > now() group by n.queue) later;
+                      later.queue || E'\n' || ceil(extract(epoch from later.due - now()) * 1000)::bigint
+                      || E'\np' || later.priority || '@' || floor(extract(epoch from later.due) * 1000)::bigint)
+    from (select n.queue, n.priority, min(n.run_at) as due
+          from new_jobs n where n.run_at > now() group by n.queue, n.priority) later;
   end if;
   return null;
 end;

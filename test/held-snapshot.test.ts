@@ -8,6 +8,7 @@ import postgres from "postgres";
 import type { ProcessingMode } from "../src/index.js";
 import { tables } from "../src/db/tables.js";
 import { claimJobs, type ClaimBound } from "../src/sql/claim.js";
+import { completeJobs } from "../src/sql/complete.js";
 import { rescueLapsedLeases } from "../src/sql/rescue.js";
 import { ClaimBounds } from "../src/worker/claim-bounds.js";
 import { testQueue } from "./helpers/queue.js";
@@ -61,6 +62,26 @@ test("while a snapshot is held, a claim from its bound reads a few buffers where
   assert.ok(next.buffers * 10 < fromHead.buffers, `${next.buffers} buffers from the next bound`);
 });
 
+test("after an ANALYZE that saw few live jobs, the claim and a batched completion still reach their rows by key", async (t) => {
+  // The 20,000 dead entries of the test above stay; the statistics now say pgq.jobs is nearly
+  // empty, which made the planner walk the whole primary key to join a handful of ids.
+  const queue = "after-analyze";
+  await db`delete from pgq.jobs where queue = 'churn'`;
+  await db`analyze pgq.jobs`;
+  await q.enqueueMany(queue, Array.from({ length: 5 }, (_, i) => ({ i })));
+  const claim = await claimBuffers(queue, null);
+  const from = notices.length;
+  await q.enqueueMany(queue, Array.from({ length: 5 }, (_, i) => ({ i })));
+  const { jobs } = await claimJobs(explained, tables(explained, "pgq"), { queues: [queue], bounds: [claim.next], limit: 5, worker: "w", leaseMs: 60_000 });
+  await completeJobs(explained, tables(explained, "pgq"), jobs.map((j) => j.id), jobs.map((j) => j.lease_token), jobs.map(() => null));
+  const [claimed, completed] = notices.slice(from).map((n) => JSON.parse(n.slice(n.indexOf("{"))) as { Plan: Record<string, number> })
+    .map(({ Plan }) => Plan["Shared Hit Blocks"]! + Plan["Shared Read Blocks"]!);
+  t.diagnostic(`claim of 5: ${claimed} buffers; their completion: ${completed}`);
+  assert.equal(jobs.length, 5);
+  assert.ok(claimed! < 1_000, `the claim read ${claimed} buffers`);
+  assert.ok(completed! < 1_000, `the completion read ${completed} buffers`);
+});
+
 test("while a snapshot is held, the walk for lapsed leases starts where the last one ended; one from the head finds a lease behind it", async (t) => {
   // 1,000 jobs leased and finished under the held snapshot: 1,000 dead entries of lease ends a minute ago in jobs_leased.
   await db`insert into pgq.jobs (queue, payload) select 'leases', '{}' from generate_series(1, 1000)`;
@@ -96,7 +117,7 @@ test("a delayed job first in its queue does not put the bound past the jobs enqu
 });
 
 for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
-  test(`${mode} mode: what lands behind a worker's bound still runs: a late commit, a higher priority, a past run_at, a promoted group member`, async () => {
+  test(`${mode} mode: what lands behind a worker's bound still runs: a late commit, a higher priority, now or later, a past run_at, a promoted group member`, async () => {
     const queue = `behind-${mode}`;
     const done: string[] = [];
     const worker = q.work(queue, async (job) => {
@@ -126,6 +147,10 @@ for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
     await q.enqueue(queue, { name: "urgent" }, { priority: -5 });
     await ran("urgent");
     await flow(5, "between");
+    // Due in a second, at a higher priority than the bound's: it will land behind it.
+    await q.enqueue(queue, { name: "urgent-later" }, { priority: -5, runAt: new Date(Date.now() + 1_000) });
+    await flow(5, "meanwhile");
+    await ran("urgent-later");
     await q.enqueue(queue, { name: "backfill" }, { runAt: new Date(Date.now() - 3_600_000) });
     await ran("backfill");
     await q.enqueue(queue, { name: "group-1" }, { groupKey: "g" });
@@ -133,8 +158,8 @@ for (const mode of ["transaction", "lease"] as ProcessingMode[]) {
     await flow(10, "after");
     await waitFor(async () => (await db`select from pgq.jobs where queue = ${queue}`).length === 0, { timeoutMs: 30_000, what: `queue ${queue} to drain` });
     await worker.stop();
-    for (const name of ["late", "urgent", "backfill", "group-1", "group-2", "before-0", "after-9"]) assert.ok(done.includes(name), `${name} ran`);
-    assert.equal(done.length, 50 + 60 + 1 + 1 + 5 + 1 + 2 + 10);
+    for (const name of ["late", "urgent", "urgent-later", "backfill", "group-1", "group-2", "before-0", "after-9"]) assert.ok(done.includes(name), `${name} ran`);
+    assert.equal(done.length, 50 + 60 + 1 + 1 + 5 + 1 + 5 + 1 + 2 + 10);
     assert.ok(done.indexOf("group-1") < done.indexOf("group-2"), "the group's order holds");
   });
 }
@@ -154,6 +179,65 @@ test("the audit looks behind the bounds of queues that heard a notification sinc
   assert.deepEqual(audited(true), ["a", "c"]);
   assert.deepEqual(audited(true), [], "each heard notification is looked behind once");
   assert.deepEqual(audited(false), ["a", "c"], "without LISTEN, every bound at every audit");
+});
+
+test("a notification that says where its jobs landed moves the bound back to exactly there, and leaves the audit nothing to read", () => {
+  const bounds = new ClaimBounds(["a"]);
+  const at = { priority: 0, runAt: new Date(1_000_000) };
+  bounds.forClaim();
+  bounds.claimed(new Map([["a", at]]));
+  bounds.heard("a", { kind: "priority", priority: 0, runAtMs: 2_000_000 });
+  assert.deepEqual(bounds.forClaim(), [at], "ahead of the bound: it stays");
+  bounds.heard("a", { kind: "priority", priority: 0, runAtMs: 400_000 }); // a late commit, heard during the claim
+  bounds.claimed(new Map([["a", at]]));
+  assert.deepEqual(bounds.forClaim(), [{ priority: 0, runAt: new Date(400_000) }], "behind it: the bound moves back, after the claim's own");
+  bounds.heard("a", { kind: "priority", priority: -3, runAtMs: 2_000_000 });
+  assert.deepEqual(bounds.forClaim(), [{ priority: -3, runAt: new Date(2_000_000) }], "a higher priority comes first, whatever its time");
+  for (let i = 1; i < 12; i++) assert.deepEqual(bounds.forAudit(true), [], "nothing heard without a run_at: nothing to read");
+  assert.deepEqual(bounds.forAudit(true).map(([queue]) => queue), ["a"], "once a minute, every bound all the same");
+});
+
+test("a ready notification says the oldest run_at of its jobs, once per queue and priority", async () => {
+  const payloads: string[] = [];
+  const listener = await db.listen("pgq_jobs", (payload) => payloads.push(payload));
+  try {
+    const [{ first }] = await db<{ first: Date }[]>`
+      with ins as (
+        insert into pgq.jobs (queue, payload, priority, run_at)
+        values ('landing', '{}', 0, now() - interval '1 second'), ('landing', '{}', 0, now()), ('landing', '{}', 2, now())
+        returning run_at)
+      select min(run_at) as first from ins`;
+    await waitFor(async () => payloads.filter((p) => p.startsWith("landing\n")).length >= 2, { what: "the notifications" });
+    assert.deepEqual(payloads.filter((p) => p.startsWith("landing\n")).sort(),
+                     [`landing\np0@${Math.floor(first.getTime())}`, `landing\np2@${Math.floor(first.getTime()) + 1000}`]);
+  } finally {
+    await listener.unlisten();
+  }
+});
+
+test("a retry says where it lands and when it is due, to every process's workers", async () => {
+  const payloads: string[] = [];
+  const listener = await db.listen("pgq_jobs", (payload) => payloads.push(payload));
+  const worker = q.work("retry-landing", async () => {
+    throw new Error("not yet");
+  }, { mode: "lease" });
+  try {
+    const { id } = await q.enqueue("retry-landing", {}, { priority: 3, backoff: { baseMs: 60_000 } });
+    const [{ runAt }] = await waitFor(async () => {
+      const rows = await db<{ runAt: Date }[]>`select run_at as "runAt" from pgq.jobs where id = ${id} and attempts = 1 and locked_by is null`;
+      return rows.length > 0 ? rows : undefined;
+    }, { what: "the retry" });
+    const mine = () => payloads.filter((p) => p.startsWith("retry-landing\n"));
+    await waitFor(async () => mine().length >= 2, { what: "the retry's notification" });
+    const retry = mine().at(-1)!.split("\n");
+    assert.equal(retry.length, 3, mine().at(-1));
+    assert.equal(retry[0], "retry-landing");
+    assert.ok(Number(retry[1]) > 20_000 && Number(retry[1]) <= 120_000, `due in ${retry[1]} ms`);
+    assert.equal(retry[2], `p3@${Math.floor(runAt.getTime())}`);
+  } finally {
+    await worker.stop();
+    await listener.unlisten();
+  }
 });
 
 test("FIFO within a priority holds with bounds: one slot runs jobs in the order they were enqueued", async () => {

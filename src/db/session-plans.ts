@@ -12,11 +12,14 @@ function ownSession(sql: Sql): boolean {
 }
 
 /**
- * The claim: plan once per connection and reuse the plan (src/sql/claim.ts says why). A fragment
- * for a select list.
+ * The claim: plan once per connection and reuse the plan (src/sql/claim.ts says why), and, as
+ * for the statements below, reach pgq.jobs by index only: the claim's UPDATE finds its rows by
+ * id. A fragment for a select list.
  */
 export function planOnce(sql: Sql) {
-  return ownSession(sql) ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false)` : sql``;
+  return ownSession(sql)
+    ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false), set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)`
+    : sql``;
 }
 
 /**
@@ -25,7 +28,10 @@ export function planOnce(sql: Sql) {
  * of the equally bloated primary key at ~50 per id, reads the whole heap (1,722 pages at 135,000
  * dead tuples) for a batch of a few dozen ids. With sequential scans off, JIT is off too: a
  * statement that has no other path (a small table) is then costed past jit_above_cost. A select
- * of one row, to join.
+ * of one row, to join. The statements also name their ids as an index condition on pgq.jobs
+ * (`j.id = any(...)`), not only as a join: after an ANALYZE that found few live rows, the
+ * planner otherwise walks the whole primary key once for the join, every entry a held snapshot
+ * keeps included (45,000 buffers to complete 5 jobs, at 60,000 dead tuples).
  */
 export function probeByIndex(sql: Sql) {
   return ownSession(sql) ? sql`select set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)` : sql`select`;

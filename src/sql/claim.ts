@@ -57,6 +57,8 @@ export interface ClaimRequest {
   leaseMs: number;
   /** If the claim is short, also find when the next delayed job is due (on start and after each poll only: see below). */
   nextDue?: boolean;
+  /** How far before the first live entry the next bounds sit (src/worker/claim-bounds.ts says how much is enough); 2 s if not given. */
+  marginMs?: number;
 }
 
 /**
@@ -100,8 +102,8 @@ export interface ClaimRequest {
  * finds where the next claim may start: the first entry of a live, unclaimed job at or after the
  * bound, as this statement sees it (so the jobs it claims, and those other claims hold, are still
  * counted), but no later than the statement's own time (a delayed job first in its priority would
- * put the bound past the jobs enqueued next), less a slack of 2 s for producers whose jobs commit
- * a little after their run_at was taken.
+ * put the bound past the jobs enqueued next), less the request's margin for jobs that commit a
+ * little after their run_at was taken and go unannounced.
  *
  * A job past its expiry (expires_at, or its queue's ttl_ms after its run_at) is never handed
  * out: the claim steps over it, and it is finished as expired (src/sql/expire.ts) by
@@ -134,7 +136,8 @@ export interface ClaimRequest {
  * With `nextDue`, a claim that takes fewer jobs than its limit also says how many ms until the
  * next job of its queues comes due, so that an idle worker sleeps exactly until then (notifications
  * tell it of delayed jobs enqueued meanwhile, but not of other workers' retries). No index is
- * ordered by run_at alone, so this reads the queues' waiting entries of jobs_claim: it is asked for
+ * ordered by run_at alone, so this reads the queues' waiting entries of jobs_claim from their bounds
+ * (every live job lies past its queue's bound, src/worker/claim-bounds.ts): it is asked for
  * only on start and at each poll, and it is a column of this statement only then, so that the
  * claims in between, the many, are neither slowed nor costed (planned past jit_above_cost) by it.
  */
@@ -145,9 +148,11 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
   const due = request.nextDue
     ? {
         news: sql`, case when (select count(*) from claimed) < ${request.limit} then (
-                 select ceil(extract(epoch from min(j.run_at) - now()) * 1000)::float8
-                 from ${t.jobs} j
-                 where j.queue = any(${request.queues}::text[]) and ${sql.unsafe(QUEUED)} and j.run_at > now()) end as next_due_ms`,
+                 select ceil(extract(epoch from min(d.run_at) - now()) * 1000)::float8
+                 from budget cross join lateral (
+                   select min(j.run_at) as run_at from ${t.jobs} j
+                   where j.queue = budget.name and ${sql.unsafe(QUEUED)} and j.run_at > now()
+                     and (j.priority, j.run_at, j.id) >= (budget.bound_priority, budget.bound_run_at, 0)) d) end as next_due_ms`,
         job: sql`, null`,
       }
     : { news: sql``, job: sql`` };
@@ -213,7 +218,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
           lease_token  = (select gen_random_uuid()),
           started_at   = coalesce(j.started_at, now())
       from claimable
-      where j.id = claimable.id
+      -- By key, whatever the join: db/session-plans.ts says why.
+      where j.id = claimable.id and j.id = any(array(select id from claimable))
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key, j.created_at,
                 j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms, j.run_at, j.trace_context
     ),
@@ -221,7 +227,7 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     -- statement claims as they were.
     next_bounds as (
       select budget.name, coalesce(f.priority, budget.bound_priority, 0) as priority,
-             least(f.run_at, now()) - interval '2 seconds' as run_at,
+             least(f.run_at, now()) - ${request.marginMs ?? 2000}::double precision * interval '1 millisecond' as run_at,
              f.expires_at <= now() or f.run_at < now() - budget.ttl_ms::double precision * interval '1 millisecond' as expired
       from budget
       left join lateral (

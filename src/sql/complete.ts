@@ -48,7 +48,7 @@ export async function completeJobs(sql: Sql, t: Tables, ids: string[], tokens: s
     done as (
       delete from ${t.jobs} j
       using unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as done(id, token, result), by_index
-      where j.id = done.id and j.lease_token = done.token
+      where j.id = done.id and j.lease_token = done.token and j.id = any(${ids}::bigint[])
       returning j.*, 'completed'::text as state, done.result::jsonb as result
     ), recorded as (${recordHistory(sql, t, "done")}),
     notified as (${notifyFinished(sql, t, "done")})

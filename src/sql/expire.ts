@@ -33,7 +33,9 @@ export async function expireJobs(sql: Sql, t: Tables): Promise<{ queue: string; 
     ), due as (
       select id from past_expiry union select id from past_ttl
     ), expired as (
-      delete from ${t.jobs} j using due where j.id = due.id
+      -- By key: as a join, the planner may walk the whole primary key for the first row of the
+      -- other side, every dead entry a held snapshot keeps included (135,000 buffers at 235,000).
+      delete from ${t.jobs} j where j.id = any(array(select id from due))
       returning j.*, 'expired'::text as state, null::jsonb as result
     ), recorded as (${recordHistory(sql, t, "expired")}),
     buried as (

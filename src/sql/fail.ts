@@ -3,6 +3,8 @@
 import type { Sql } from "postgres";
 import type { Tables } from "../db/tables.js";
 import { jsonbText, type ErrorRecord } from "../error-record.js";
+import { readyChannel } from "../db/schema.js";
+import { probeByIndex } from "../db/session-plans.js";
 import { notifyFinished, recordHistory } from "./history.js";
 import { heldWorkerLocks } from "./workers.js";
 
@@ -54,7 +56,8 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
           and w.lock_key not in (${heldWorkerLocks(sql)})
           and pg_postmaster_start_time() < now() - ${RESTART_GRACE}::interval))`;
   return sql<FailureOutcome[]>`
-    with failure as (
+    with by_index as (${probeByIndex(sql)}),
+    failure as (
       select f.id, f.token, f.error, f.summary, f.retry_in_ms,
              ${jsonbText(failures.map((f) => f.error.details))}::text::jsonb -> (f.n - 1)::int as details
       from unnest(
@@ -63,7 +66,7 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
         ${failures.map((f) => f.error.text.slice(0, LAST_ERROR_CHARS))}::text[],
         ${failures.map((f) => f.error.summary)}::text[],
         ${failures.map((f) => Math.max(0, Math.round(f.retryInMs)))}::bigint[]
-      ) with ordinality as f(id, token, error, summary, retry_in_ms, n)
+      ) with ordinality as f(id, token, error, summary, retry_in_ms, n), by_index
     ), failed as (
       select j.id, f.error, f.retry_in_ms, j.attempts < j.max_attempts as will_retry,
              j.errors || jsonb_build_object(
@@ -71,7 +74,8 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
                'error', f.summary, 'details', f.details) as history
       from ${t.jobs} j
       join failure f on j.id = f.id and j.lease_token = f.token
-      where ${fenced}
+      -- Every access to pgq.jobs here is by key, whatever the join (db/session-plans.ts says why).
+      where j.id = any(${failures.map((f) => f.id)}::bigint[]) and ${fenced}
       for update of j
     ), retried as (
       update ${t.jobs} j
@@ -79,12 +83,20 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
           locked_by = null, locked_until = null, lease_token = null,
           last_error = failed.error, errors = failed.history
       from failed
-      where j.id = failed.id and failed.will_retry
-      returning j.id
+      where j.id = failed.id and failed.will_retry and j.id = any(array(select id from failed where will_retry))
+      returning j.id, j.queue, j.priority, j.run_at
+    ), announced as (
+      -- Where the retries land, in the ready trigger's words (migration 000016): a retry may land
+      -- behind a worker's claim bound (src/worker/claim-bounds.ts), and every process's workers
+      -- learn when it is due, not only this one's.
+      select pg_notify(${readyChannel(t.schema)},
+                       r.queue || case when r.due <= now() then '' else E'\n' || ceil(extract(epoch from r.due - now()) * 1000)::bigint end
+                       || E'\np' || r.priority || '@' || floor(extract(epoch from r.due) * 1000)::bigint)
+      from (select queue, priority, min(run_at) as due from retried group by queue, priority) r
     ), buried as (
       delete from ${t.jobs} j
       using failed
-      where j.id = failed.id and not failed.will_retry
+      where j.id = failed.id and not failed.will_retry and j.id = any(array(select id from failed where not will_retry))
       returning j.id, j.queue, j.payload, j.priority, j.attempts, j.max_attempts, j.backoff_base_ms,
                 j.backoff_max_ms, j.timeout_ms, j.dedupe_key, j.group_key, j.created_at, j.started_at,
                 j.locked_by, j.progress, j.trace_context, failed.error as last_error, failed.history as errors,
@@ -100,7 +112,7 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
       returning id
     ), recorded as (${recordHistory(sql, t, "buried")}),
     notified as (${notifyFinished(sql, t, "buried")})
-    select id, 'retrying' as outcome from retried
+    select id, 'retrying' as outcome from retried where (select count(*) from announced) >= 0
     union all
     select id, 'dead' from dead where (select count(*) from notified) >= 0`;
 }

@@ -14,7 +14,7 @@ export async function renewLeases(sql: Sql, t: Tables, ids: string[], tokens: st
     update ${t.jobs} j
     set locked_until = now() + ${leaseMs}::double precision * interval '1 millisecond'
     from unnest(${ids}::bigint[], ${tokens}::uuid[]) as held(id, token), by_index
-    where j.id = held.id and j.lease_token = held.token
+    where j.id = held.id and j.lease_token = held.token and j.id = any(${ids}::bigint[])
     returning j.id`;
   return new Set(rows.map((r) => r.id));
 }

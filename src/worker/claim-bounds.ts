@@ -6,24 +6,34 @@
 // scans. A claim that starts at the head of its queue walks every one of them: after ten
 // minutes at 1,000 jobs/s, 600,000 entries and 56 ms per claim. Each claim here starts at a
 // bound instead: the first live entry that the previous claim saw, or its time if that entry is
-// a delayed job, less 2 s of slack (src/sql/claim.ts computes it in the same statement). Before it lie only dead entries, unless
-// a job lands there later:
-// - a job enqueued with a higher priority, or a run_at in the past, or group members promoted
-//   behind their finished head, or jobs a stopping worker released: their notifications say so
-//   (migration 000012, src/sql/release.ts), and the queue's bound is dropped at once;
-// - a job whose producer's transaction stayed open more than 2 s after its insert (its run_at
-//   is its transaction's start): found by the audit, a read on the side every few seconds that
-//   looks behind each bound and drops any bound with a live job behind it. Such a job is
-//   announced too, by its commit, only not as landing behind: so while the listener hears every
-//   notification, the audit looks only behind the bounds of queues that heard one since it last
-//   looked, and an idle worker's audit reads nothing; while it does not, behind every bound;
-// - notifications missed while the listener was away: every bound is dropped when it is back
-//   (a connection that went deaf without closing is found by its probe, and counts as away).
+// a delayed job, less a margin (src/sql/claim.ts computes it in the same statement). Before it
+// lie only dead entries, unless a job lands there later:
+// - a job whose producer's transaction committed after the claim's snapshot, with a run_at (its
+//   transaction's start) before the claim's time, a delayed job of a higher priority than the
+//   bound's, or a retry: its notification says where it lands (migration 000016,
+//   src/sql/fail.ts), and the bound moves back to exactly there;
+// - a job enqueued with a run_at in the past, or group members promoted behind their finished
+//   head, or jobs a stopping worker released or maintenance rescued: their notifications say
+//   `rewind` (migration 000012, src/sql/release.ts, src/sql/rescue.ts), and the bound is dropped;
+// - anything at all while notifications may be missed (the listener is away, or a pooler drops
+//   them): the bound sits a margin of 2 s before the first live entry then (none while every
+//   notification is heard), and the audit, a read on the side every few seconds, looks
+//   behind every bound and drops any bound with a live job behind it. When the listener is back,
+//   every bound is dropped (a connection that went deaf without closing is found by its probe,
+//   and counts as away). While every notification is heard, the audit looks behind the bounds of
+//   queues that heard a notification without a run_at (from a schema not yet migrated to 000016)
+//   and, once a minute, behind every bound, in case something unforeseen landed there.
 // A dropped bound costs one walk from the head, and the claim that makes it sets a new bound.
 import type { ClaimBound } from "../sql/claim.js";
 
-/** What a notification said about where its jobs landed (worker.ts parses the payload). */
-export type Landing = { kind: "priority"; priority: number } | { kind: "rewind" };
+/** What a notification said about where its jobs landed (listener.ts parses the payload): with runAtMs, exactly where. */
+export type Landing = { kind: "priority"; priority: number; runAtMs?: number } | { kind: "rewind" };
+
+/** How far a bound sits before the first live entry (see above). */
+export const MARGIN_MS = { hearingAll: 0, missingSome: 2000 } as const;
+
+/** While every notification is heard, the audit still looks behind every bound at every this many audits. */
+const FULL_AUDIT_EVERY = 12;
 
 export class ClaimBounds {
   private readonly bounds = new Map<string, ClaimBound>();
@@ -31,6 +41,7 @@ export class ClaimBounds {
   private readonly heardSinceAudit = new Set<string>();
   /** What was heard while a claim was in flight: its bounds were taken before, and may be past it. */
   private heardDuringClaim: Array<[string, Landing | undefined]> | undefined;
+  private audits = 0;
 
   constructor(private readonly queues: string[]) {}
 
@@ -63,7 +74,11 @@ export class ClaimBounds {
   private landed(queue: string, landing: Landing | undefined): void {
     const bound = this.bounds.get(queue);
     if (!bound) return;
-    if (landing?.kind === "rewind" || (landing && landing.priority < bound.priority)) this.bounds.delete(queue);
+    if (landing?.kind === "rewind") this.bounds.delete(queue);
+    else if (landing?.runAtMs !== undefined) {
+      const at = { priority: landing.priority, runAt: new Date(landing.runAtMs) };
+      if (at.priority < bound.priority || (at.priority === bound.priority && at.runAt < bound.runAt)) this.bounds.set(queue, at);
+    } else if (landing && landing.priority < bound.priority) this.bounds.delete(queue);
     else this.heardSinceAudit.add(queue);
   }
 
@@ -78,10 +93,12 @@ export class ClaimBounds {
 
   /**
    * The bounds the audit looks behind: every one, or, while every notification is heard
-   * (`hearsAll`), those of the queues that heard one since the last audit.
+   * (`hearsAll`), those of the queues that heard one without a run_at since the last audit, and
+   * every one at every FULL_AUDIT_EVERY-th audit.
    */
   forAudit(hearsAll: boolean): Array<[string, ClaimBound]> {
-    const audited = [...this.bounds].filter(([queue]) => !hearsAll || this.heardSinceAudit.has(queue));
+    const all = !hearsAll || ++this.audits % FULL_AUDIT_EVERY === 0;
+    const audited = [...this.bounds].filter(([queue]) => all || this.heardSinceAudit.has(queue));
     this.heardSinceAudit.clear();
     return audited;
   }

@@ -10,7 +10,7 @@ import { schemaNotMigratedError } from "../db/schema-errors.js";
 import type { Tables } from "../db/tables.js";
 import { claimJobs, queuesBehindBounds, type ClaimedJob } from "../sql/claim.js";
 import { finishExpired } from "../sql/expire.js";
-import type { ClaimBounds } from "./claim-bounds.js";
+import { MARGIN_MS, type ClaimBounds } from "./claim-bounds.js";
 import type { WorkerSettings } from "./settings.js";
 import type { Slots } from "./slots.js";
 import type { WakeUp } from "./wake-up.js";
@@ -61,7 +61,8 @@ export class FetchLoop {
         continue;
       }
       try {
-        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs, nextDue: askWhenDue };
+        const marginMs = this.deps.hearsAll() ? MARGIN_MS.hearingAll : MARGIN_MS.missingSome;
+        const request = { queues: settings.queues, bounds: bounds.forClaim(), limit: want, worker: settings.name, leaseMs: settings.leaseMs, nextDue: askWhenDue, marginMs };
         const claim = await bounded(claimJobs(pool.sql, tables, request), STATEMENT_BOUND_MS, "claiming jobs");
         const { jobs, full, nextSlotInMs, nextDueInMs } = claim;
         bounds.claimed(claim.bounds);

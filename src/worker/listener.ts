@@ -316,16 +316,23 @@ export class Listener extends EventEmitter<ListenerEvents> {
 }
 
 /**
- * A notification on the jobs channel (migration 000012): `queue` (from earlier versions),
- * `queue\np<priority>` (ready jobs), `queue\nrewind` (ready jobs behind any claim bound), or
- * `queue\n<ms>` for delayed jobs: due that many ms after the commit (relative, so clocks do not matter).
+ * A notification on the jobs channel: `queue` (from earlier versions), `queue\np<priority>`
+ * (ready jobs; since migration 000016 `queue\np<priority>@<ms>`, with the oldest run_at among
+ * them), `queue\nrewind` (ready jobs behind any claim bound), or `queue\n<ms>` for delayed
+ * jobs: due that many ms after the commit (relative, so clocks do not matter), since 000016
+ * followed by `\np<priority>@<ms>`, where they will land.
  */
 function parseNotification(payload: string): { queue: string; dueInMs: number; landing?: Landing } {
-  const newline = payload.indexOf("\n");
-  if (newline < 0) return { queue: payload, dueInMs: 0 };
-  const queue = payload.slice(0, newline);
-  const rest = payload.slice(newline + 1);
-  if (rest === "rewind") return { queue, dueInMs: 0, landing: { kind: "rewind" } };
-  if (rest.startsWith("p")) return { queue, dueInMs: 0, landing: { kind: "priority", priority: Number(rest.slice(1)) } };
-  return { queue, dueInMs: Number(rest) || 0 };
+  const [queue = "", what, where] = payload.split("\n");
+  if (what === undefined) return { queue, dueInMs: 0 };
+  if (what === "rewind") return { queue, dueInMs: 0, landing: { kind: "rewind" } };
+  if (what.startsWith("p")) return { queue, dueInMs: 0, landing: parseLanding(what) };
+  return { queue, dueInMs: Number(what) || 0, landing: where === undefined ? undefined : parseLanding(where) };
+}
+
+/** `p<priority>`, or `p<priority>@<ms since the epoch>`; anything else says nothing of where. */
+function parseLanding(text: string): Landing | undefined {
+  const [priority, runAtMs] = text.slice(1).split("@").map(Number);
+  if (!Number.isInteger(priority)) return undefined;
+  return Number.isFinite(runAtMs) ? { kind: "priority", priority: priority!, runAtMs } : { kind: "priority", priority: priority! };
 }

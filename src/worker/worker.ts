@@ -154,8 +154,9 @@ export class PgqWorker extends EventEmitter<WorkerEvents> implements Worker {
     if (listener) {
       this.unsubscribe = listener.subscribe(this.settings.queues, {
         ready: (queue, dueInMs, landing) => {
-          // A delayed job lands ahead of every bound (claim-bounds.ts): only jobs ready now may be behind one.
-          if (dueInMs === 0) this.bounds.heard(queue, landing);
+          // A delayed job lands behind a bound only with a higher priority, which its notification
+          // says (claim-bounds.ts); one from a schema before migration 000016 does not say, and is found by the audit.
+          if (dueInMs === 0 || (landing?.kind === "priority" && landing.runAtMs !== undefined)) this.bounds.heard(queue, landing);
           if (dueInMs > 0) this.wakeUp.in(dueInMs);
           else this.wakeUp.now();
         },
