@@ -217,9 +217,8 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
           locked_until = now() + ${request.leaseMs}::double precision * interval '1 millisecond',
           lease_token  = (select gen_random_uuid()),
           started_at   = coalesce(j.started_at, now())
-      from claimable
-      -- By key, whatever the join: db/session-plans.ts says why.
-      where j.id = claimable.id and j.id = any(array(select id from claimable))
+      -- By key, and no join: db/session-plans.ts says why.
+      where j.id = any(array(select id from claimable))
       returning j.id, j.queue, j.payload, j.attempts, j.max_attempts, j.priority, j.group_key, j.created_at,
                 j.lease_token, j.timeout_ms, j.backoff_base_ms, j.backoff_max_ms, j.run_at, j.trace_context
     ),

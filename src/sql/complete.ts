@@ -45,11 +45,17 @@ const LEASE_LOST = "22012";
 export async function completeJobs(sql: Sql, t: Tables, ids: string[], tokens: string[], results: (string | null)[]): Promise<Set<string>> {
   const rows = await sql<{ id: string }[]>`
     with by_index as (${probeByIndex(sql)}),
+    -- Each job's token and result, looked up by id: the jobs are reached by their ids alone, never
+    -- by a join whose plan depends on statistics (db/session-plans.ts).
+    sent as materialized (
+      select jsonb_object_agg(s.id::text, jsonb_build_array(s.token, s.result)) as by_id
+      from unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as s(id, token, result)
+    ),
     done as (
       delete from ${t.jobs} j
-      using unnest(${ids}::bigint[], ${tokens}::uuid[], ${results}::text[]) as done(id, token, result), by_index
-      where j.id = done.id and j.lease_token = done.token and j.id = any(${ids}::bigint[])
-      returning j.*, 'completed'::text as state, done.result::jsonb as result
+      using sent, by_index
+      where j.id = any(${ids}::bigint[]) and j.lease_token = (sent.by_id -> j.id::text ->> 0)::uuid
+      returning j.*, 'completed'::text as state, (sent.by_id -> j.id::text ->> 1)::jsonb as result
     ), recorded as (${recordHistory(sql, t, "done")}),
     notified as (${notifyFinished(sql, t, "done")})
     select d.id from done d where (select count(*) from notified) >= 0`;

@@ -10,11 +10,15 @@ import type { Tables } from "../db/tables.js";
  */
 export async function renewLeases(sql: Sql, t: Tables, ids: string[], tokens: string[], leaseMs: number): Promise<Set<string>> {
   const rows = await sql<{ id: string }[]>`
-    with by_index as (${probeByIndex(sql)})
+    with by_index as (${probeByIndex(sql)}),
+    -- Tokens looked up by id, no join: sql/complete.ts says why.
+    held as materialized (
+      select jsonb_object_agg(h.id::text, h.token) as by_id from unnest(${ids}::bigint[], ${tokens}::uuid[]) as h(id, token)
+    )
     update ${t.jobs} j
     set locked_until = now() + ${leaseMs}::double precision * interval '1 millisecond'
-    from unnest(${ids}::bigint[], ${tokens}::uuid[]) as held(id, token), by_index
-    where j.id = held.id and j.lease_token = held.token and j.id = any(${ids}::bigint[])
+    from held, by_index
+    where j.id = any(${ids}::bigint[]) and j.lease_token = (held.by_id ->> j.id::text)::uuid
     returning j.id`;
   return new Set(rows.map((r) => r.id));
 }
