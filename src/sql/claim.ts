@@ -269,8 +269,13 @@ export async function claimJobs(sql: Sql, t: Tables, request: ClaimRequest): Pro
     from claimed c
     order by rank`;
   const [news, ...claimed] = rows;
-  const jobs = claimed.map(({ rank: _rank, created_ms, at_limit: _a, next_slot_ms: _n, recorded: _r, bounds: _b, expired_ahead: _e, next_due_ms: _d, ...job }) =>
-    ({ ...job, created_at: new Date(created_ms) }));
+  // Field by field: a rest pattern copied each row through V8's slow generic path (7% of a tuned
+  // drain's worker process, the largest item of its own code).
+  const jobs = claimed.map((r): ClaimedJob => ({
+    id: r.id, queue: r.queue, payload: r.payload, attempts: r.attempts, max_attempts: r.max_attempts, priority: r.priority,
+    group_key: r.group_key, created_at: new Date(r.created_ms), lease_token: r.lease_token, timeout_ms: r.timeout_ms,
+    backoff_base_ms: r.backoff_base_ms, backoff_max_ms: r.backoff_max_ms, waited_ms: r.waited_ms, trace_context: r.trace_context,
+  }));
   const next = new Map((news?.bounds ?? []).map(([queue, priority, ms]) => [queue, { priority, runAt: new Date(ms) }]));
   return {
     jobs,
