@@ -28,13 +28,13 @@ export function planOnce(sql: Sql) {
  * of the equally bloated primary key at ~50 per id, reads the whole heap (1,722 pages at 135,000
  * dead tuples) for a batch of a few dozen ids. With sequential scans off, JIT is off too: a
  * statement that has no other path (a small table) is then costed past jit_above_cost. A select
- * of one row, to join. Completions and renewals, which run for every job, also reach pgq.jobs by an index condition on the ids
- * (`j.id = any(...)`), never by a join with the list: after an ANALYZE that found few live rows,
- * the planner walked the whole primary key once for such a join, every entry a held snapshot
- * keeps included (45,000 buffers to complete 5 jobs, at 60,000 dead tuples); and with the ids as
- * both a condition and a join, it compared every row with every id (a nested loop, a thousand
- * by a thousand, which halved the tuned drain). What they need per job (a lease token, a
- * result) they look up by id in a jsonb object built once.
+ * of one row, to join. Completions and renewals, which run for every job, also reach pgq.jobs
+ * by an index condition on the ids (`j.id = any(...)`), never by a join with the list: after an
+ * ANALYZE that found few live rows, the planner walked the whole primary key once for such a
+ * join, every entry a held snapshot keeps included (45,000 buffers to complete 5 jobs, at 60,000
+ * dead tuples); and with the ids as both a condition and a join, it compared every row with
+ * every id (a nested loop, a thousand by a thousand, which halved the tuned drain). What they
+ * need per job (a lease token, a result) they look up by id in a jsonb object built once.
  */
 export function probeByIndex(sql: Sql) {
   return ownSession(sql) ? sql`select set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)` : sql`select`;

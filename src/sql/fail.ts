@@ -1,10 +1,10 @@
 // Failure: the one statement that records failed attempts, for the worker (a handler threw or
 // timed out) and for the rescue (a worker died and its lease lapsed).
 import type { Sql } from "postgres";
-import type { Tables } from "../db/tables.js";
-import { jsonbText, type ErrorRecord } from "../error-record.js";
 import { readyChannel } from "../db/schema.js";
 import { probeByIndex } from "../db/session-plans.js";
+import type { Tables } from "../db/tables.js";
+import { jsonbText, type ErrorRecord } from "../error-record.js";
 import { notifyFinished, recordHistory } from "./history.js";
 import { heldWorkerLocks } from "./workers.js";
 
@@ -74,7 +74,8 @@ export async function failJobs(sql: Sql, t: Tables, failures: Failure[], fence: 
                'error', f.summary, 'details', f.details) as history
       from ${t.jobs} j
       join failure f on j.id = f.id and j.lease_token = f.token
-      -- Every access to pgq.jobs here is by key, whatever the join (db/session-plans.ts says why).
+      -- pgq.jobs is reached by key (db/session-plans.ts says why); the joins with the failures
+      -- remain, as failures come a few at a time.
       where j.id = any(${failures.map((f) => f.id)}::bigint[]) and ${fenced}
       for update of j
     ), retried as (
