@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { Hono } from "hono";
 import { dashboard, type JobInfo } from "../src/index.js";
 import { readHealth } from "../src/admin/health.js";
-import { listJobs } from "../src/admin/jobs.js";
+import { listJobs, type JobListFilter } from "../src/admin/jobs.js";
 import { WALK_LIMIT } from "../src/admin/walk.js";
 import { readThroughput } from "../src/admin/throughput.js";
 import { ThroughputChart } from "../src/dashboard/throughput.js";
@@ -19,6 +19,18 @@ import { drained, testQueue } from "./helpers/queue.js";
 import { waitFor } from "./helpers/wait.js";
 
 const { q, db } = await testQueue();
+
+/** The ids of every page of the dashboard's job list, following its cursor to the end. */
+async function everyPage(filter: Omit<JobListFilter, "cursor">): Promise<string[]> {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listJobs(q.sql, q.schema, { ...filter, ...(cursor ? { cursor } : {}) });
+    seen.push(...page.jobs.map((j) => j.id));
+    cursor = page.next ?? undefined;
+  } while (cursor);
+  return seen;
+}
 // A dashboard of its own per browser: the overview's data is shared for a second within one.
 const browser = () => new Browser(dashboard(q).fetch);
 
@@ -323,13 +335,7 @@ test("the job list walks a bounded stretch per page, and its cursor carries on",
   assert.deepEqual(second.jobs.map((j) => j.id), [needle]);
 
   // Plain paging along the claim order, by text in the payload, and by id.
-  const seen: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await listJobs(q.sql, q.schema, { queue: "walk", state: "ready", limit: 500, ...(cursor ? { cursor } : {}) });
-    seen.push(...page.jobs.map((j) => j.id));
-    cursor = page.next ?? undefined;
-  } while (cursor);
+  const seen = await everyPage({ queue: "walk", state: "ready", limit: 500 });
   assert.equal(new Set(seen).size, WALK_LIMIT + 101);
   assert.equal(seen[0], needle, "the oldest ready job is claimed first");
   assert.deepEqual((await listJobs(q.sql, q.schema, { payload: '"i": 4999}' })).jobs.length, 1);
@@ -408,13 +414,7 @@ test("q.history() and the finished list page with a cursor: newest first, no ove
   assert.equal(old.length, 100);
 
   // The dashboard's list walks the same way.
-  const seen: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await listJobs(q.sql, q.schema, { state: "finished", queue: "paged-2", limit: 9, ...(cursor ? { cursor } : {}) });
-    seen.push(...page.jobs.map((j) => j.id));
-    cursor = page.next ?? undefined;
-  } while (cursor);
+  const seen = await everyPage({ state: "finished", queue: "paged-2", limit: 9 });
   assert.deepEqual(seen, await expected("and queue = 'paged-2'"));
   await assert.rejects(q.history({ cursor: (await q.history({ queue: "paged-1", limit: 1 })).next! }), /cursor/);
 });

@@ -18,7 +18,7 @@ function ownSession(sql: Sql): boolean {
  */
 export function planOnce(sql: Sql) {
   return ownSession(sql)
-    ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false), set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)`
+    ? sql`, set_config('plan_cache_mode', 'force_generic_plan', false), ${byIndexOnly(sql)}`
     : sql``;
 }
 
@@ -37,5 +37,9 @@ export function planOnce(sql: Sql) {
  * need per job (a lease token, a result) they look up by id in a jsonb object built once.
  */
 export function probeByIndex(sql: Sql) {
-  return ownSession(sql) ? sql`select set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)` : sql`select`;
+  return ownSession(sql) ? sql`select ${byIndexOnly(sql)}` : sql`select`;
+}
+
+function byIndexOnly(sql: Sql) {
+  return sql`set_config('enable_seqscan', 'off', false), set_config('jit', 'off', false)`;
 }
