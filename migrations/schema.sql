@@ -358,23 +358,32 @@ AS $function$
 declare
   key_limit integer;
   room integer;
-  due boolean;
+  landing record;
+  at timestamptz;
 begin
   perform pg_advisory_xact_lock(hashtext(tg_table_schema || '.' || old.queue), hashtext(old.group_key));
   key_limit := coalesce((select s.key_concurrency from "pgq".queues s where s.queue = old.queue), 1);
   room := key_limit - (select count(*) from (
     select from "pgq".jobs m
     where m.queue = old.queue and m.group_key = old.group_key and not m.group_waiting limit key_limit) h);
-  with promoted as (
-    update "pgq".jobs j set group_waiting = false
-    where j.id in (select m.id from "pgq".jobs m
-                   where m.queue = old.queue and m.group_key = old.group_key and m.group_waiting
-                   order by m.id limit greatest(room, 0))
-    returning j.run_at)
-  select coalesce(bool_or(p.run_at <= now()), false) into due from promoted p;
-  if due then
-    perform pg_notify(tg_table_schema || '_jobs', old.queue || E'\nrewind');
-  end if;
+  at := clock_timestamp();
+  for landing in
+    with promoted as (
+      update "pgq".jobs j set group_waiting = false
+      where j.id in (select m.id from "pgq".jobs m
+                     where m.queue = old.queue and m.group_key = old.group_key and m.group_waiting
+                     order by m.id limit greatest(room, 0))
+      returning j.priority, j.run_at)
+    select p.priority, min(p.run_at) as oldest, p.run_at > at as delayed
+    from promoted p group by p.priority, p.run_at > at
+  loop
+    perform pg_notify(tg_table_schema || '_jobs',
+                      old.queue
+                      || case when landing.delayed
+                              then E'\n' || ceil(extract(epoch from landing.oldest - at) * 1000)::bigint
+                              else '' end
+                      || E'\np' || landing.priority || '@' || floor(extract(epoch from landing.oldest) * 1000)::bigint);
+  end loop;
   return null;
 end;
 $function$;

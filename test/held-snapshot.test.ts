@@ -215,6 +215,40 @@ test("a ready notification says the oldest run_at of its jobs, once per queue an
   }
 });
 
+test("a promoted group member is announced where it lands, even when its head's transaction began before it was enqueued", async () => {
+  const payloads: string[] = [];
+  const listener = await db.listen("pgq_jobs", (payload) => payloads.push(payload));
+  try {
+    const promote = async (group: string, options: { priority?: number; runAt?: Date }) => {
+      const head = await q.enqueue("promote", {}, { groupKey: group });
+      let at = "";
+      let from = 0;
+      // As in transaction mode: the head finishes in a transaction that began before its successor existed.
+      await db.begin(async (tx) => {
+        await tx`select now()`;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const member = await q.enqueue("promote", {}, { groupKey: group, ...options });
+        const [{ runAt }] = await db<{ runAt: Date }[]>`select run_at as "runAt" from pgq.jobs where id = ${member.id}`;
+        at = `@${Math.floor(runAt.getTime())}`;
+        // The member's enqueue announced it too, while it still waited for its head.
+        await waitFor(async () => payloads.some((p) => p.endsWith(at)), { what: `the enqueue in group ${group}` });
+        from = payloads.length;
+        await tx`delete from pgq.jobs where id = ${head.id}`;
+      });
+      await waitFor(async () => payloads.slice(from).some((p) => p.endsWith(at)), { what: `the promotion in group ${group}` });
+      return { parts: payloads.slice(from).find((p) => p.endsWith(at))!.split("\n"), at };
+    };
+    const now = await promote("now", { priority: 2 });
+    assert.deepEqual(now.parts, ["promote", `p2${now.at}`]);
+    const later = await promote("later", { runAt: new Date(Date.now() + 60_000) });
+    assert.equal(later.parts.length, 3, later.parts.join(" | "));
+    assert.ok(Number(later.parts[1]) > 50_000 && Number(later.parts[1]) <= 60_000, `due in ${later.parts[1]} ms`);
+    assert.equal(later.parts[2], `p0${later.at}`);
+  } finally {
+    await listener.unlisten();
+  }
+});
+
 test("a retry says where it lands and when it is due, to every process's workers", async () => {
   const payloads: string[] = [];
   const listener = await db.listen("pgq_jobs", (payload) => payloads.push(payload));

@@ -10,11 +10,12 @@
 // lie only dead entries, unless a job lands there later:
 // - a job whose producer's transaction committed after the claim's snapshot, with a run_at (its
 //   transaction's start) before the claim's time, a delayed job of a higher priority than the
-//   bound's, or a retry: its notification says where it lands (migration 000016,
-//   src/sql/fail.ts), and the bound moves back to exactly there;
-// - a job enqueued with a run_at in the past, or group members promoted behind their finished
-//   head, or jobs a stopping worker released or maintenance rescued: their notifications say
-//   `rewind` (migration 000012, src/sql/release.ts, src/sql/rescue.ts), and the bound is dropped;
+//   bound's, a retry, or group members promoted behind their finished head: its notification
+//   says where it lands (migrations 000016 and 000017, src/sql/fail.ts), and the bound moves
+//   back to exactly there;
+// - a job enqueued with a run_at in the past, or jobs a stopping worker released or maintenance
+//   rescued: their notifications say `rewind` (migration 000012, src/sql/release.ts,
+//   src/sql/rescue.ts), and the bound is dropped;
 // - anything at all while notifications may be missed (the listener is away, or a pooler drops
 //   them): the bound sits a margin of 2 s before the first live entry then (none while every
 //   notification is heard), and the audit, a read on the side every few seconds, looks
