@@ -8,6 +8,7 @@ import { failJobs, RESTART_GRACE, type FailureOutcome } from "./fail.js";
 import { announceRequeued } from "./release.js";
 import { heldWorkerLocks } from "./workers.js";
 
+/** A literal in the statements, as is every LIMIT on a connection that plans generically (db/session-plans.ts). */
 const BATCH = 500;
 
 /** What a walk for lapsed leases did, and where the next may start. */
@@ -43,7 +44,7 @@ export async function rescueLapsedLeases(sql: Sql, t: Tables, from: Date | null 
       from ${t.jobs}
       where locked_until < now() and locked_until >= coalesce(${from}::timestamptz, '-infinity')
       order by locked_until
-      limit ${BATCH}
+      limit ${sql.unsafe(String(BATCH))}
     ) l on true`;
   const lapsed = rows.filter((r): r is (typeof r & { id: string }) => r.id !== null);
   const outcomes = await failJobs(
@@ -101,7 +102,7 @@ export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]):
     select id, queue, lease_token, locked_by
     from ${t.jobs}
     where locked_until is not null and locked_by = any(${workers}::text[])
-    limit ${BATCH}`;
+    limit ${sql.unsafe(String(BATCH))}`;
   const outcomes = await failJobs(
     sql,
     t,
