@@ -12,9 +12,7 @@ export async function renewLeases(sql: Sql, t: Tables, ids: string[], tokens: st
   const rows = await sql<{ id: string }[]>`
     with by_index as (${probeByIndex(sql)}),
     -- Tokens looked up by id, no join: sql/complete.ts says why.
-    held as materialized (
-      select jsonb_object_agg(h.id::text, h.token) as by_id from unnest(${ids}::bigint[], ${tokens}::uuid[]) as h(id, token)
-    )
+    held as materialized (select jsonb_object(${ids}::bigint[]::text[], ${tokens}::text[]) as by_id)
     update ${t.jobs} j
     set locked_until = now() + ${leaseMs}::double precision * interval '1 millisecond'
     from held, by_index
