@@ -5,6 +5,7 @@ import { assertReachable, openPool, poolerOptions, type ConnectionSource } from 
 import { listDeadJobs, purgeDeadJobs, retryDeadJobs, type DeadJob, type DeadJobFilter, type ListDeadJobsOptions, type PurgeDeadJobsOptions } from "./admin/dead-jobs.js";
 import { checkingSchema } from "./db/schema-errors.js";
 import { executorFor } from "./db/executor.js";
+import { PoolGate } from "./db/pool-gate.js";
 import { prepareEnqueue } from "./enqueue.js";
 import { assertOpen, assertOptionsObject } from "./entry-checks.js";
 import { insertJobs } from "./sql/insert-jobs.js";
@@ -136,6 +137,8 @@ class Client implements Queue {
   private sharedClosed: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
   private waiters: Waiters | undefined;
+  /** Enqueues on q.sql, at most one per connection at a time (db/pool-gate.ts). */
+  private readonly gate: PoolGate;
   private get closed(): boolean {
     return this.closing !== undefined;
   }
@@ -150,6 +153,7 @@ class Client implements Queue {
     private readonly pooler: Pooler,
   ) {
     this.schema = t.schema;
+    this.gate = new PoolGate(sql);
     this.unwatchQueues = watchQueues(() => readQueueGauges(sql, t));
   }
 
@@ -176,8 +180,9 @@ class Client implements Queue {
     assertOptionsObject("q.enqueueMany()", options);
     if (!Array.isArray(payloads)) throw new ValidationError("INVALID_PAYLOAD", "enqueueMany needs an array of payloads");
     const prepared = prepareEnqueue(queue, payloads, options, this.maxPayloadBytes);
+    const executor = executorFor(options.tx, this.sql);
     return sendSpan(prepared.queue, prepared.texts.length, (traceContext) =>
-      checkingSchema(this.schema, insertJobs(executorFor(options.tx, this.sql), this.t, prepared.queue, prepared.texts, { ...prepared.settings, traceContext })));
+      checkingSchema(this.schema, this.gate.run(executor, () => insertJobs(executor, this.t, prepared.queue, prepared.texts, { ...prepared.settings, traceContext }))));
   }
 
   work(queueOrQueues: string | string[], handler: Handlers, options: WorkOptions = {}): PgqWorker {
@@ -300,8 +305,9 @@ class Client implements Queue {
   async publish(topic: string, payload: unknown, options: PublishOptions = {}): Promise<string[]> {
     assertOpen(this.closed, "q.publish()");
     assertOptionsObject("q.publish()", options);
+    const executor = executorFor(options.tx, this.sql);
     return sendSpan(String(topic), 1, (traceContext) =>
-      checkingSchema(this.schema, publish(executorFor(options.tx, this.sql), this.t, this.log, topic, payload, options, this.maxPayloadBytes, traceContext)));
+      checkingSchema(this.schema, this.gate.run(executor, () => publish(executor, this.t, this.log, topic, payload, options, this.maxPayloadBytes, traceContext))));
   }
 
   async getJob(id: string): Promise<JobInfo | null> {
