@@ -9,8 +9,8 @@
 // PostgreSQL planned the batched completion afresh at every call, since its generic plan's
 // estimate looked dearer than the custom plans', and planning it (0.6 ms) cost more than running
 // it for a few jobs (0.3 ms). A generic plan cannot see the values of its parameters, so
-// statements that run there give their LIMITs as literals (sql/expire.ts, sql/rescue.ts,
-// maintenance/scheduler.ts), and find jobs by key, which needs no estimate.
+// statements that run there give their LIMITs as literals (limitOf below), and find jobs by key,
+// which needs no estimate.
 import type { Sql } from "postgres";
 
 function ownSession(sql: Sql): boolean {
@@ -43,6 +43,11 @@ export function planOnce(sql: Sql) {
  */
 export function probeByIndex(sql: Sql) {
   return ownSession(sql) ? sql`select ${pgqPlans(sql)}` : sql`select`;
+}
+
+/** A LIMIT as a literal: a plan reused on these connections cannot see the value of a parameter. */
+export function limitOf(sql: Sql, rows: number) {
+  return sql.unsafe(String(rows));
 }
 
 function pgqPlans(sql: Sql) {

@@ -7,6 +7,7 @@ import type { Sql } from "postgres";
 import { bounded, STATEMENT_BOUND_MS } from "../db/connections.js";
 import type { OwnPool } from "../db/own-pool.js";
 import { parseCron, tickAfter, tickAtOrBefore } from "../admin/schedules.js";
+import { limitOf } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 import { advanceSchedule } from "../sql/advance-schedule.js";
 import type { CatchUpPolicy } from "../types.js";
@@ -16,7 +17,6 @@ const RECHECK_MS = 1_000;
 /** With catchUp "none", a tick found later than this, or after a later tick has come due too,
  *  was missed (no worker ran at its time) and is skipped. */
 export const MISSED_AFTER_MS = 10_000;
-/** A literal in the statement, as is every LIMIT on a connection that plans generically (db/session-plans.ts). */
 const BATCH = 100;
 
 interface DueSchedule {
@@ -44,7 +44,7 @@ export async function runDueSchedules(sql: Sql, t: Tables, log: Logger): Promise
     from ${t.schedules}
     where next_tick_at <= now() + ${RECHECK_MS} * interval '1 millisecond'
     order by next_tick_at
-    limit ${sql.unsafe(String(BATCH))}`;
+    limit ${limitOf(sql, BATCH)}`;
   const enqueued: string[] = [];
   let nextInMs = rows.length === BATCH ? 0 : RECHECK_MS;
   for (const row of rows) {

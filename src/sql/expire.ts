@@ -2,12 +2,12 @@
 import type { Logger } from "pino";
 import type { Sql } from "postgres";
 import { QUEUED } from "../job-state.js";
+import { limitOf } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 import { jobCounters } from "../telemetry/metrics.js";
 import { notifyFinished, recordHistory, retentionMs } from "./history.js";
 
 /** Jobs per statement: a backlog that expired at once is finished over a few ticks. */
-/** A literal in the statement, as is every LIMIT on a connection that plans generically (db/session-plans.ts). */
 const EXPIRE_BATCH = 1000;
 
 /**
@@ -22,15 +22,15 @@ export async function expireJobs(sql: Sql, t: Tables): Promise<{ queue: string; 
     with past_expiry as (
       select j.id from ${t.jobs} j
       where j.expires_at is not null and j.expires_at <= now() and j.locked_until is null
-      order by j.expires_at limit ${sql.unsafe(String(EXPIRE_BATCH))} for update skip locked
+      order by j.expires_at limit ${limitOf(sql, EXPIRE_BATCH)} for update skip locked
     ), past_ttl as (
       select e.id from ${t.queues} s cross join lateral (
         select j.id from ${t.jobs} j
         where j.queue = s.queue and ${sql.unsafe(QUEUED)}
           and j.run_at < now() - s.ttl_ms::double precision * interval '1 millisecond'
-        limit ${sql.unsafe(String(EXPIRE_BATCH))} for update of j skip locked) e
+        limit ${limitOf(sql, EXPIRE_BATCH)} for update of j skip locked) e
       where s.ttl_ms is not null
-      limit ${sql.unsafe(String(EXPIRE_BATCH))}
+      limit ${limitOf(sql, EXPIRE_BATCH)}
     ), due as (
       select id from past_expiry union select id from past_ttl
     ), expired as (

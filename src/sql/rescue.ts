@@ -1,6 +1,7 @@
 // The rescue of jobs whose worker died: its session ended (its marker, src/sql/workers.ts, is
 // gone), or its lease lapsed without a completion or a failure.
 import type { Sql } from "postgres";
+import { limitOf } from "../db/session-plans.js";
 import type { Tables } from "../db/tables.js";
 import { errorRecord } from "../error-record.js";
 import { WorkerLostError } from "../errors.js";
@@ -8,7 +9,6 @@ import { failJobs, RESTART_GRACE, type FailureOutcome } from "./fail.js";
 import { announceRequeued } from "./release.js";
 import { heldWorkerLocks } from "./workers.js";
 
-/** A literal in the statements, as is every LIMIT on a connection that plans generically (db/session-plans.ts). */
 const BATCH = 500;
 
 /** What a walk for lapsed leases did, and where the next may start. */
@@ -44,7 +44,7 @@ export async function rescueLapsedLeases(sql: Sql, t: Tables, from: Date | null 
       from ${t.jobs}
       where locked_until < now() and locked_until >= coalesce(${from}::timestamptz, '-infinity')
       order by locked_until
-      limit ${sql.unsafe(String(BATCH))}
+      limit ${limitOf(sql, BATCH)}
     ) l on true`;
   const lapsed = rows.filter((r): r is (typeof r & { id: string }) => r.id !== null);
   const outcomes = await failJobs(
@@ -102,7 +102,7 @@ export async function rescueLostWorkers(sql: Sql, t: Tables, workers: string[]):
     select id, queue, lease_token, locked_by
     from ${t.jobs}
     where locked_until is not null and locked_by = any(${workers}::text[])
-    limit ${sql.unsafe(String(BATCH))}`;
+    limit ${limitOf(sql, BATCH)}`;
   const outcomes = await failJobs(
     sql,
     t,
